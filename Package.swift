@@ -1,0 +1,96 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "swift-aemp",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "AEMPCodecs", targets: ["AEMPCodecs"]),
+        .library(name: "AEMPSocket", targets: ["AEMPSocket"]),
+        .library(name: "AEMPHandle", targets: ["AEMPHandle"]),
+        .library(name: "AEMP", targets: ["AEMP"]),
+        .library(name: "AEMPDataConn", targets: ["AEMPDataConn"]),
+        .executable(name: "aemp", targets: ["aemp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // Layer 3 in DESIGN.md, but the bottom of the import graph: pure codecs, no I/O.
+        .target(
+            name: "AEMPCodecs",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AEMPSocket",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AEMPHandle",
+            dependencies: ["AEMPSocket", "AEMPCodecs"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AEMP",
+            dependencies: ["AEMPHandle", "AEMPCodecs", "AEMPSocket"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AEMPDataConn",
+            dependencies: ["AEMP", "AEMPHandle"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "aemp",
+            dependencies: [
+                "AEMP",
+                "AEMPDataConn",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AEMPCodecsTests",
+            dependencies: ["AEMPCodecs"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AEMPSocketTests",
+            dependencies: [
+                "AEMPSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AEMPHandleTests",
+            dependencies: ["AEMPHandle"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AEMPTests",
+            dependencies: ["AEMP"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AEMPDataConnTests",
+            dependencies: ["AEMPDataConn"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+// Tests for AEMPDataConn land with the module itself.

@@ -1,0 +1,1 @@
+// Tests for AEMPHandle land with the module itself.

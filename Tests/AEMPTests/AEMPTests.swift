@@ -1,0 +1,1 @@
+// Tests for AEMP land with the module itself.

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, then runs the whole test suite.
+#   scripts/test.sh [extra swift test arguments]
+# Debian packages: dnsmasq (a real DNS server for the SRV tests), libcbor-xs-perl and
+# libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl).
+# PyPI packages: cbor2 (an independent CBOR implementation for cross-checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_debs=()
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_debs+=(dnsmasq)
+perl -MCBOR::XS -e1 >/dev/null 2>&1 || need_debs+=(libcbor-xs-perl)
+perl -MJSON::XS -e1 >/dev/null 2>&1 || need_debs+=(libjson-xs-perl)
+
+install_failed=0
+if [ ${#need_debs[@]} -gt 0 ]; then
+    echo "scripts/test.sh: installing Debian packages: ${need_debs[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    if ! { "${sudo_cmd[@]}" apt-get update -qq && \
+           DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_debs[@]}"; } >/dev/null; then
+        echo "scripts/test.sh: could not install ${need_debs[*]}" >&2
+        install_failed=1
+    fi
+fi
+
+if ! python3 -c 'import cbor2' >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing PyPI package cbor2"
+    python3 -m pip install --quiet --disable-pip-version-check cbor2 || install_failed=1
+fi
+
+if [ "$install_failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
+    echo "scripts/test.sh: test dependencies are missing; refusing to run a partial suite in CI" >&2
+    exit 1
+fi
+
+exec swift test "$@"
