@@ -63,15 +63,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers shared by the test targets (locating ../shared, test certificates, probes).
+        .target(
+            name: "AEMPTestSupport",
+            path: "Tests/AEMPTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AEMPCodecsTests",
-            dependencies: ["AEMPCodecs"],
+            dependencies: ["AEMPCodecs", "AEMPTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "AEMPSocketTests",
             dependencies: [
                 "AEMPSocket",
+                "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
