@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, then runs the whole test suite.
 #   scripts/test.sh [extra swift test arguments]
-# Debian packages: dnsmasq (a real DNS server for the SRV tests), libcbor-xs-perl and
+# Debian packages: dnsmasq-base (the dnsmasq binary without its system service: a real DNS server for the SRV tests), libcbor-xs-perl and
 # libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl).
 # PyPI packages: cbor2 (an independent CBOR implementation for cross-checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_debs=()
-command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_debs+=(dnsmasq)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_debs+=(dnsmasq-base)
 perl -MCBOR::XS -e1 >/dev/null 2>&1 || need_debs+=(libcbor-xs-perl)
 perl -MJSON::XS -e1 >/dev/null 2>&1 || need_debs+=(libjson-xs-perl)
 
