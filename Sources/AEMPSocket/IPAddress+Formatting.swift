@@ -140,7 +140,8 @@ enum IPTextFormatter {
                     group += bestLength
                     continue
                 }
-                if group > 0, group != bestStart + bestLength || bestStart < 0 { append(0x3a) }
+                let followsGap = bestStart >= 0 && group == bestStart + bestLength
+                if group > 0, !followsGap { append(0x3a) }
                 hex(UInt16(bytes[2 * group]) << 8 | UInt16(bytes[2 * group + 1]))
                 group += 1
             }
