@@ -202,7 +202,9 @@ final class FakeUDPNameserver: Sendable {
     private let received: NIOLoopBoundBox<Int>
 
     var port: Int { channel.localAddress?.port ?? 0 }
-    var nameserver: DNSResolver.Nameserver { .init(.ipv4Loopback, port: port) }
+    var nameserver: DNSResolver.Nameserver {
+        .init(channel.localAddress?.protocol == .inet6 ? .ipv6Loopback : .ipv4Loopback, port: port)
+    }
 
     private init(channel: any Channel, received: NIOLoopBoundBox<Int>) {
         self.channel = channel
@@ -211,6 +213,7 @@ final class FakeUDPNameserver: Sendable {
 
     /// Starts a server; `respond` maps a query to the datagrams to send back.
     static func start(
+        host: String = "127.0.0.1",
         respond: @escaping @Sendable ([UInt8]) -> [[UInt8]] = { _ in [] }
     ) async throws -> FakeUDPNameserver {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -221,7 +224,7 @@ final class FakeUDPNameserver: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Responder(received: received, respond: respond))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: 0).get()
         return FakeUDPNameserver(channel: channel, received: received)
     }
 

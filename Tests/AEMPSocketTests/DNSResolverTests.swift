@@ -92,11 +92,9 @@ struct DNSResolverDNSMasqTests {
     }
 
     @Test func refusedPortFailsFast() async throws {
-        let server = try await FakeUDPNameserver.start()
-        let port = server.port
-        await server.stop()
+        // UDP port 1 on loopback: below the ephemeral range, so no parallel test can be bound there.
         let resolver = DNSResolver(
-            configuration: .init(nameservers: [.init(.ipv4Loopback, port: port)], timeout: .seconds(20), attempts: 1)
+            configuration: .init(nameservers: [.init(.ipv4Loopback, port: 1)], timeout: .seconds(5), attempts: 1)
         )
         // ICMP port unreachable comes back at once on a connected UDP socket.
         await #expect(throws: SocketError(.connectionRefused)) { try await resolver.addresses(for: "x.aemp.test") }
@@ -170,6 +168,55 @@ struct DNSResolverDNSMasqTests {
         #expect(try await udp.resolver().addresses(for: "x.aemp.test") == [ip("192.0.2.88")])
     }
 
+    @Test func ipv6Nameserver() async throws {
+        let server = try await FakeUDPNameserver.start(host: "::1") { query in
+            [FakeReply.answer(query, addresses: FakeReply.type(of: query) == 1 ? [ip("192.0.2.6")] : [])]
+        }
+        defer { Task { await server.stop() } }
+        #expect(server.nameserver.address == .ipv6Loopback)
+        #expect(try await server.resolver().addresses(for: "x.aemp.test") == [ip("192.0.2.6")])
+    }
+
+    @Test func malformedTCPReplyFailsAtOnce() async throws {
+        let udp = try await FakeUDPNameserver.start { query in
+            [FakeReply.answer(query, addresses: [], truncated: true)]
+        }
+        defer { Task { await udp.stop() } }
+        let tcp = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(DNSTCPFrameDecoder()), TCPAnswerer(garbage: true)
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: udp.port).get()
+        defer { tcp.close(promise: nil) }
+        // A long timeout: the bad TCP reply must end the query without waiting for it.
+        await #expect(throws: SocketError(.protocolError)) {
+            try await udp.resolver(timeout: .seconds(30)).addresses(for: "x.aemp.test")
+        }
+    }
+
+    @Test func searchSuffixesAreCaseInsensitive() async throws {
+        let server = try await FakeUDPNameserver.start { query in
+            [FakeReply.answer(query, addresses: FakeReply.type(of: query) == 1 ? [ip("192.0.2.3")] : [])]
+        }
+        defer { Task { await server.stop() } }
+        let resolver = DNSResolver(
+            configuration: .init(nameservers: [server.nameserver], timeout: .milliseconds(300), search: ["Mixed.Example"])
+        )
+        #expect(try await resolver.addresses(for: "Host") == [ip("192.0.2.3")])
+    }
+
+    @Test(arguments: ["", "."])
+    func emptyNameIsEINVAL(_ name: String) async throws {
+        let server = try await FakeUDPNameserver.start()
+        defer { Task { await server.stop() } }
+        await #expect(throws: SocketError(.invalidArgument)) { try await server.resolver().addresses(for: name) }
+        #expect(try await server.queryCount() == 0)
+    }
+
     @Test func tcpFailureAfterTruncationIsReported() async throws {
         let udp = try await FakeUDPNameserver.start { query in
             [FakeReply.answer(query, addresses: [], truncated: true)]
@@ -199,14 +246,19 @@ struct DNSResolverDNSMasqTests {
     }
 }
 
-/// Answers every framed TCP query with A 192.0.2.88 (or nothing for other types).
+/// Answers every framed TCP query with A 192.0.2.88 (nothing for other types), or with junk.
 private final class TCPAnswerer: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    let garbage: Bool
+
+    init(garbage: Bool = false) { self.garbage = garbage }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let query = Array(unwrapInboundIn(data).readableBytesView)
-        let reply = FakeReply.answer(query, addresses: FakeReply.type(of: query) == 1 ? [ip("192.0.2.88")] : [])
+        let reply = garbage
+            ? [0xDE, 0xAD]
+            : FakeReply.answer(query, addresses: FakeReply.type(of: query) == 1 ? [ip("192.0.2.88")] : [])
         var out = context.channel.allocator.buffer(capacity: reply.count + 2)
         out.writeInteger(UInt16(reply.count))
         out.writeBytes(reply)

@@ -138,7 +138,7 @@ extension DNSResolver {
             if name.hasSuffix(".") { return [canonicalDNSName(name)] }
             let base = canonicalDNSName(name)
             let dots = base.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }
-            let suffixed = search.map { "\(base).\($0)" }
+            let suffixed = search.map { "\(base).\(canonicalDNSName($0))" }
             return dots >= ndots ? [base] + suffixed : suffixed + [base]
         }
     }

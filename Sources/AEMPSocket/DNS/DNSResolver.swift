@@ -48,7 +48,9 @@ public final class DNSResolver: Sendable {
     /// Numeric addresses (anything ``parseIP(_:)`` accepts) and `localhost` (`127.0.0.1`, `::1`)
     /// are answered without a lookup; then the hosts file is consulted; then DNS (A and AAAA).
     ///
-    /// Perl: `inet_aton` (the part after the callback plumbing).
+    /// Perl: `inet_aton` (the part after the callback plumbing). Unlike AnyEvent, which reads
+    /// the hosts file only when DNS has no answer, a name listed in the hosts file is answered
+    /// from it without any query, as the system resolver does (`files dns`).
     /// - Throws: `ENXIO` when the name does not exist or has no addresses, `ETIMEDOUT` when no
     ///   nameserver answered, `EPROTO` when only malformed replies came, `EINVAL` for a name that
     ///   cannot be a DNS name, `ECANCELED` when the task was cancelled.
@@ -56,6 +58,7 @@ public final class DNSResolver: Sendable {
         if let address = parseIP(name) { return [address] }
         let canonical = canonicalDNSName(name)
         if canonical == "localhost" { return [.ipv4Loopback, .ipv6Loopback] }
+        guard !canonical.isEmpty else { throw SocketError(.invalidArgument, "empty host name '\(name)'") }
         let fromHosts = await hostsAddresses(for: canonical)
         if !fromHosts.isEmpty { return fromHosts }
         return try await dnsAddresses(for: name)
@@ -160,7 +163,9 @@ public final class DNSResolver: Sendable {
                 answered = true
             } catch {
                 lastError = error
-                if error.code == .cancelled || error.code == .timedOut || error.code == .connectionRefused { break }
+                // Only a bad or failing answer is worth another name; silence, refusal,
+                // unreachable networks and cancellation would just repeat.
+                if error.code != .protocolError && error.code != .noSuchAddress { break }
             }
         }
         if let lastError, !answered || lastError.code == .cancelled { throw lastError }

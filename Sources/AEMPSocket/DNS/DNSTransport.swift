@@ -76,14 +76,20 @@ final class DNSReplyHandler: ChannelInboundHandler {
             timer?.cancel()
             promise.succeed(message)
         } catch {
+            // Over UDP anyone may send us junk, so keep waiting for the real reply; over TCP the
+            // server's one reply was bad and nothing else will come.
             rejection = error
+            if transport == "TCP" {
+                timer?.cancel()
+                promise.fail(error)
+                context.close(promise: nil)
+            }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         timer?.cancel()
-        let code: SocketError.Code = (error as? IOError)?.errnoCode == SocketError.Code.connectionRefused.errno ? .connectionRefused : .protocolError
-        promise.fail(SocketError(code, "nameserver \(key.server) over \(transport): \(error)", underlying: error))
+        promise.fail(socketError(error, server: key.server, transport: transport))
         context.close(promise: nil)
     }
 
@@ -201,15 +207,24 @@ extension DNSResolver {
         switch result {
         case .success(let message):
             return message
-        case .failure(let error as SocketError):
-            throw error
         case .failure(let error):
-            let refused = (error as? IOError)?.errnoCode == SocketError.Code.connectionRefused.errno
-            throw SocketError(
-                refused ? .connectionRefused : .protocolError,
-                "cannot reach nameserver \(key.server) over \(transport): \(error)",
-                underlying: error
-            )
+            throw socketError(error, server: key.server, transport: transport)
         }
     }
+}
+
+/// Maps a socket-level failure talking to a nameserver onto a ``SocketError``: errno-carrying
+/// errors keep their errno (`ECONNREFUSED` when the ICMP port-unreachable came back,
+/// `ENETUNREACH`...), a connect timeout becomes `ETIMEDOUT`, anything else `EPROTO`.
+func socketError(_ error: any Error, server: DNSResolver.Nameserver, transport: String) -> SocketError {
+    if let error = error as? SocketError { return error }
+    let code: SocketError.Code
+    if let ioError = error as? IOError {
+        code = SocketError.Code(errno: ioError.errnoCode)
+    } else if case ChannelError.connectTimeout = error {
+        code = .timedOut
+    } else {
+        code = .protocolError
+    }
+    return SocketError(code, "cannot talk to nameserver \(server) over \(transport): \(error)", underlying: error)
 }
