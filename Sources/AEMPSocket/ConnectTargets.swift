@@ -65,8 +65,12 @@ extension DNSResolver {
             }
         }
 
+        // Resolve the targets in parallel, but never more than a few at once: an SRV answer over
+        // TCP can list hundreds of targets.
         let resolved = await withTaskGroup(of: (Int, Result<[IPAddress], SocketError>).self) { group in
-            for (index, target) in hosts.enumerated() {
+            var pending = hosts.enumerated().makeIterator()
+            func startNext() {
+                guard let (index, target) = pending.next() else { return }
                 group.addTask {
                     do throws(SocketError) {
                         return (index, .success(try await self.addresses(for: target.name)))
@@ -75,8 +79,12 @@ extension DNSResolver {
                     }
                 }
             }
+            for _ in 0..<Self.maximumParallelTargetLookups { startNext() }
             var results = [Result<[IPAddress], SocketError>?](repeating: nil, count: hosts.count)
-            for await (index, result) in group { results[index] = result }
+            for await (index, result) in group {
+                results[index] = result
+                startNext()
+            }
             return results
         }
 
@@ -107,6 +115,9 @@ extension DNSResolver {
             underlying: firstError
         )
     }
+
+    /// How many SRV targets ``connectTargets(host:service:)`` looks up at the same time.
+    static let maximumParallelTargetLookups = 8
 
     /// Splits a `tcp_connect` service into the name used for SRV (if any) and the port.
     func parseService(_ service: String) async throws(SocketError) -> (srvName: String?, port: Int) {

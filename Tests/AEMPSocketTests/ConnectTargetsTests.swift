@@ -60,6 +60,31 @@ private func ip(_ text: String) -> IPAddress { parseIP(text)! }
         }
     }
 
+    @Test func manySRVTargetsKeepTheirOrder() async throws {
+        // More targets than are looked up at once; each target has one A record.
+        let count = DNSResolver.maximumParallelTargetLookups + 5
+        let server = try await FakeUDPNameserver.start { query in
+            let name = FakeReply.name(of: query)
+            switch FakeReply.type(of: query) {
+            case 33:
+                let records = (0..<count).map { (UInt16($0), UInt16(0), UInt16(1000 + $0), "t\($0).srv.example") }
+                return [(try? FakeReply.srvAnswer(query, records: records)) ?? []]
+            case 1 where name.hasPrefix("t"):
+                let number = UInt8(name.dropFirst().prefix { $0.isNumber })!
+                return [FakeReply.answer(query, addresses: [IPAddress(bytes: [192, 0, 2, number])!])]
+            default:
+                return [FakeReply.answer(query, addresses: [])]
+            }
+        }
+        defer { Task { await server.stop() } }
+        let resolver = DNSResolver(configuration: .init(
+            nameservers: [server.nameserver], timeout: .seconds(2), hostsFile: nil,
+            servicesFile: try temporaryFile(Self.services, name: "services")
+        ))
+        let targets = try await resolveConnectTargets(host: "srv.example", service: "plain", resolver: resolver)
+        #expect(targets == (0..<count).map { .ip(IPAddress(bytes: [192, 0, 2, UInt8($0)])!, port: 1000 + $0) })
+    }
+
     @Test func lookupFailureIsENXIOWithTheCause() async throws {
         let server = try await FakeUDPNameserver.start()
         defer { Task { await server.stop() } }

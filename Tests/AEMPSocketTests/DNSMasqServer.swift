@@ -288,6 +288,25 @@ enum FakeReply {
         return reply
     }
 
+    /// A NOERROR reply to `query` with one SRV record per `(priority, weight, port, target)`.
+    static func srvAnswer(_ query: [UInt8], records: [(UInt16, UInt16, UInt16, String)]) throws -> [UInt8] {
+        var reply = answer(query, addresses: [])
+        reply[6] = UInt8(records.count >> 8)
+        reply[7] = UInt8(records.count & 0xFF)
+        for (priority, weight, port, target) in records {
+            var name: [UInt8] = []
+            try DNSMessage.appendName(target, to: &name)
+            let rdata = [priority, weight, port].flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } + name
+            reply += [0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60, UInt8(rdata.count >> 8), UInt8(rdata.count & 0xFF)] + rdata
+        }
+        return reply
+    }
+
+    /// The query's question name (lowercased).
+    static func name(of query: [UInt8]) -> String {
+        (try? DNSMessage.decode(query).questions.first?.name) ?? ""
+    }
+
     /// The query's type field (the last four octets are type and class).
     static func type(of query: [UInt8]) -> UInt16 {
         UInt16(query[query.count - 4]) << 8 | UInt16(query[query.count - 3])

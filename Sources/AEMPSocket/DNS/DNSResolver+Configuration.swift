@@ -14,6 +14,7 @@ extension DNSResolver {
             self.port = port
         }
 
+        /// `address:port`, with IPv6 addresses in brackets.
         public var description: String {
             address.family == .ipv6 ? "[\(formatIP(address))]:\(port)" : "\(formatIP(address)):\(port)"
         }
