@@ -302,6 +302,16 @@ enum FakeReply {
         return reply
     }
 
+    /// A NOERROR reply to `query` whose only answer is `question name CNAME target`.
+    static func cnameAnswer(_ query: [UInt8], target: String) throws -> [UInt8] {
+        var reply = answer(query, addresses: [])
+        reply[7] = 1
+        var name: [UInt8] = []
+        try DNSMessage.appendName(target, to: &name)
+        reply += [0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 60, UInt8(name.count >> 8), UInt8(name.count & 0xFF)] + name
+        return reply
+    }
+
     /// The query's question name (lowercased).
     static func name(of query: [UInt8]) -> String {
         (try? DNSMessage.decode(query).questions.first?.name) ?? ""

@@ -168,6 +168,30 @@ struct DNSResolverDNSMasqTests {
         #expect(try await udp.resolver().addresses(for: "x.aemp.test") == [ip("192.0.2.88")])
     }
 
+    @Test func cnameWithoutTargetIsFollowedByANewQuery() async throws {
+        let server = try await FakeUDPNameserver.start { query in
+            switch (FakeReply.name(of: query), FakeReply.type(of: query)) {
+            case ("start.example", _): [(try? FakeReply.cnameAnswer(query, target: "Middle.Example.")) ?? []]
+            case ("middle.example", _): [(try? FakeReply.cnameAnswer(query, target: "end.example")) ?? []]
+            case ("end.example", 1): [FakeReply.answer(query, addresses: [ip("192.0.2.44")])]
+            default: [FakeReply.answer(query, addresses: [])]
+            }
+        }
+        defer { Task { await server.stop() } }
+        #expect(try await server.resolver().addresses(for: "start.example") == [ip("192.0.2.44")])
+    }
+
+    @Test func cnameLoopEndsWithENXIO() async throws {
+        let server = try await FakeUDPNameserver.start { query in
+            let target = FakeReply.name(of: query) == "a.example" ? "b.example" : "a.example"
+            return [(try? FakeReply.cnameAnswer(query, target: target)) ?? []]
+        }
+        defer { Task { await server.stop() } }
+        await #expect(throws: SocketError(.noSuchAddress)) { try await server.resolver().addresses(for: "a.example") }
+        // a, b, then the loop is seen: two queries per family.
+        #expect(try await server.queryCount() == 4)
+    }
+
     @Test func ipv6Nameserver() async throws {
         let server = try await FakeUDPNameserver.start(host: "::1") { query in
             [FakeReply.answer(query, addresses: FakeReply.type(of: query) == 1 ? [ip("192.0.2.6")] : [])]
