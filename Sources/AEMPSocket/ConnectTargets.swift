@@ -1,13 +1,146 @@
-/// Turns a host and a service into the ordered list of targets to try.
+/// Turns a host and a service into the ordered list of targets `tcpConnect` tries.
 ///
-/// Interim version: numeric hosts, `unix/` and numeric ports only.
-func resolveConnectTargets(host: String, service: String) async throws(SocketError) -> [ConnectTarget] {
-    if host == "unix/" { return [.unix(path: service)] }
-    guard let port = Int(service), (0...65535).contains(port) else {
-        throw SocketError(.noSuchAddress, "cannot resolve service '\(service)'")
+/// See ``DNSResolver/connectTargets(host:service:)``.
+/// - Parameters:
+///   - host: A host name, a textual address, or `unix/`.
+///   - service: A port number, a service name, `name=port`, or (with `unix/`) a socket path.
+///   - resolver: The resolver to use; ``DNSResolver/shared`` by default.
+func resolveConnectTargets(
+    host: String,
+    service: String,
+    resolver: DNSResolver = .shared
+) async throws(SocketError) -> [ConnectTarget] {
+    try await resolver.connectTargets(host: host, service: service)
+}
+
+extension DNSResolver {
+    /// The ordered, de-duplicated list of places to connect to for `host` and `service`.
+    ///
+    /// - `host` `unix/`: the single Unix socket whose absolute path is `service`.
+    /// - `service`: a port number, a name from the services file (`tcp`), or `name=port`
+    ///   (the name for SRV, the number as the port).
+    /// - When `host` is a name and `service` is not a bare number, the SRV records
+    ///   `_service._tcp.host` decide the targets (in RFC 2782 order, each with its own port); if
+    ///   there are none, `host` with the service's port is used. A sole SRV record with target
+    ///   `.` means the service is not available there.
+    /// - Numeric hosts need no lookup; `localhost` is `127.0.0.1` and `::1`.
+    /// - All IPv4 targets come before all IPv6 ones, each family in target order (AnyEvent's
+    ///   default preference).
+    ///
+    /// Perl: `AnyEvent::Socket::resolve_sockaddr $host, $service, "tcp", 0, SOCK_STREAM`.
+    /// - Throws: `ENXIO` when nothing resolved (unknown name, unknown service, SRV says
+    ///   unavailable, lookup failure; the lookup's own error is kept as `underlying`),
+    ///   `ECANCELED` when the task was cancelled.
+    public func connectTargets(host: String, service: String) async throws(SocketError) -> [ConnectTarget] {
+        if host == "unix/" {
+            guard service.hasPrefix("/") else {
+                throw SocketError(.noSuchAddress, "host unix/ needs an absolute socket path as service, not '\(service)'")
+            }
+            return [.unix(path: service)]
+        }
+        let (srvName, port) = try await parseService(service)
+
+        // The hosts to look up, each with its port, in preference order.
+        var hosts: [(name: String, port: Int)] = [(host, port)]
+        if parseIP(host) == nil {
+            if canonicalDNSName(host) == "localhost" {
+                hosts = [("127.0.0.1", port), ("::1", port)]
+            } else if let srvName {
+                let lookup: SRVLookup
+                do throws(SocketError) {
+                    lookup = try await srvLookup(service: srvName, proto: "tcp", host: host)
+                } catch where error.code == .cancelled {
+                    throw error
+                } catch {
+                    lookup = .none  // like Perl: a failed SRV lookup falls back to the plain name
+                }
+                switch lookup {
+                case .records(let records):
+                    hosts = records.map { ("\($0.target).", $0.port) }
+                case .unavailable:
+                    throw SocketError(.noSuchAddress, "service '\(srvName)' is not available at '\(host)' (SRV target '.')")
+                case .none:
+                    break
+                }
+            }
+        }
+
+        // Resolve the targets in parallel, but never more than a few at once: an SRV answer over
+        // TCP can list hundreds of targets.
+        let resolved = await withTaskGroup(of: (Int, Result<[IPAddress], SocketError>).self) { group in
+            var pending = hosts.enumerated().makeIterator()
+            func startNext() {
+                guard let (index, target) = pending.next() else { return }
+                group.addTask {
+                    do throws(SocketError) {
+                        return (index, .success(try await self.addresses(for: target.name)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<Self.maximumParallelTargetLookups { startNext() }
+            var results = [Result<[IPAddress], SocketError>?](repeating: nil, count: hosts.count)
+            for await (index, result) in group {
+                results[index] = result
+                startNext()
+            }
+            return results
+        }
+
+        var ipv4: [ConnectTarget] = []
+        var ipv6: [ConnectTarget] = []
+        var seen = Set<ConnectTarget>()
+        var firstError: SocketError?
+        for (index, result) in resolved.enumerated() {
+            switch result {
+            case .success(let addresses):
+                for address in addresses {
+                    let target = ConnectTarget.ip(address, port: hosts[index].port)
+                    guard seen.insert(target).inserted else { continue }
+                    if address.family == .ipv4 { ipv4.append(target) } else { ipv6.append(target) }
+                }
+            case .failure(let error):
+                if error.code == .cancelled { throw error }
+                if firstError == nil { firstError = error }
+            case nil:
+                break
+            }
+        }
+        if Task.isCancelled { throw SocketError(.cancelled, "resolving \(host) cancelled") }
+        guard ipv4.isEmpty && ipv6.isEmpty else { return ipv4 + ipv6 }
+        throw SocketError(
+            .noSuchAddress,
+            "cannot resolve \(host):\(service)" + (firstError.map { ": \($0.message)" } ?? ""),
+            underlying: firstError
+        )
     }
-    guard let address = parseIP(host) else {
-        throw SocketError(.noSuchAddress, "cannot resolve host '\(host)'")
+
+    /// How many SRV targets ``connectTargets(host:service:)`` looks up at the same time.
+    static let maximumParallelTargetLookups = 8
+
+    /// Splits a `tcp_connect` service into the name used for SRV (if any) and the port.
+    func parseService(_ service: String) async throws(SocketError) -> (srvName: String?, port: Int) {
+        func isDigits(_ text: Substring) -> Bool {
+            !text.isEmpty && text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        }
+        func port(_ digits: Substring) throws(SocketError) -> Int {
+            guard let value = Int(digits), value <= 65535 else {
+                throw SocketError(.noSuchAddress, "port \(digits) in service '\(service)' is out of range")
+            }
+            return value
+        }
+        let text = Substring(service)
+        if isDigits(text) { return (nil, try port(text)) }
+        if let equals = text.lastIndex(of: "="), isDigits(text[text.index(after: equals)...]) {
+            let name = text[..<equals]
+            if !name.isEmpty, !name.contains(where: \.isWhitespace) {
+                return (String(name), try port(text[text.index(after: equals)...]))
+            }
+        }
+        guard let number = await servicePort(service, proto: "tcp", servicesFile: configuration.servicesFile) else {
+            throw SocketError(.noSuchAddress, "service '\(service)/tcp' is unknown (\(configuration.servicesFile))")
+        }
+        return (service, number)
     }
-    return [.ip(address, port: port)]
 }
