@@ -124,9 +124,12 @@ public struct JSONStreamDecoder: NIOSingleStepByteToMessageDecoder {
             state.reset()
             return value
         case .needMore:
-            if state.textStart == nil && state.position > 0 {
-                buffer.moveReaderIndex(forwardBy: state.position)
-                state.position = 0
+            // Consume the whitespace before the (partial) text; scan offsets are relative to it.
+            let skip = state.textStart ?? state.position
+            if skip > 0 {
+                buffer.moveReaderIndex(forwardBy: skip)
+                state.position -= skip
+                if state.textStart != nil { state.textStart = 0 }
             }
             return nil
         case .failure(let error):
