@@ -3,7 +3,7 @@
 # -sanitize=fuzzer,address and runs it for a bounded time.
 #   scripts/fuzz-json.sh [seconds]        (default 60)
 # Corpus and crash artifacts go to fuzz-artifacts/json/ (git-ignored). Any crash found should
-# become a regression test in Tests/AEMPCodecsTests/JSONFuzzRegressionTests.swift.
+# become a regression test in Tests/AEMPCodecsTests (JSON*Tests.swift, NetstringTests.swift, PackstringTests.swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
