@@ -214,7 +214,8 @@ private struct ScanState {
         stack.removeAll(keepingCapacity: true)
         mode = .value(allowClose: false)
         escape = .none
-        scratch.removeAll(keepingCapacity: true)
+        // Keep a small scratch buffer between texts, but do not hold on to a huge one.
+        scratch.removeAll(keepingCapacity: scratch.capacity <= 1 << 16)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer, options: JSONStreamDecoder.Options, endOfInput: Bool) -> Outcome {
@@ -247,7 +248,7 @@ private struct ScanState {
                     }
                     if j > i { scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<j])) }
                     i = j
-                    guard i < count else { break }
+                    if i == count { continue }  // Ends the loop: wait for the rest of the string.
                     let c = bytes[i]
                     if c == UInt8(ascii: "\"") {
                         guard let s = String(validating: scratch, as: UTF8.self) else {
