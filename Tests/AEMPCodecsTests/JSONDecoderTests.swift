@@ -252,6 +252,49 @@ struct JSONDecoderTests {
         }
     }
 
+    @Test("mutated inputs: chunking never changes the outcome (the fuzz property, seeded)")
+    func mutatedInputs() throws {
+        func run(_ input: [UInt8], chunk: Int) -> (values: [Value], failed: JSONError.Code?) {
+            var decoder = JSONStreamDecoder(options: .init(allowScalars: true, maxDepth: 16, maxTextSize: 1 << 16))
+            var buffer = ByteBuffer()
+            var values: [Value] = []
+            var offset = 0
+            do {
+                while offset < input.count {
+                    let end = min(input.count, offset + chunk)
+                    buffer.writeBytes(input[offset..<end])
+                    offset = end
+                    while let v = try decoder.next(from: &buffer) { values.append(v) }
+                }
+                while let v = try decoder.finish(from: &buffer) { values.append(v) }
+            } catch {
+                return (values, error.code)
+            }
+            return (values, nil)
+        }
+        var rng = JSONTestRandom(seed: 99)
+        let alphabet = Array(#"[]{}",:0123456789-+.eE ntrufalsi\u"\"#.utf8) + [0x00, 0x09, 0xFF, 0xC3, 0xA9, 0x0A]
+        for _ in 0..<300 {
+            var input = try JSONTestKit.encode(.array([JSONTestKit.randomValue(&rng), JSONTestKit.randomValue(&rng)]))
+            input += try JSONTestKit.encode(JSONTestKit.randomValue(&rng, depth: 3))
+            for _ in 0..<Int.random(in: 0...3, using: &rng) where !input.isEmpty {
+                let at = Int.random(in: 0..<input.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: input[at] = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+                case 1: input.remove(at: at)
+                default: input.insert(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)], at: at)
+                }
+            }
+            let whole = run(input, chunk: input.count)
+            for chunk in [1, 2, 5] {
+                let chunked = run(input, chunk: chunk)
+                #expect(chunked.failed == whole.failed && chunked.values.count == whole.values.count
+                        && zip(chunked.values, whole.values).allSatisfy { JSONTestKit.identical($0, $1) },
+                        "\(String(decoding: input, as: UTF8.self)) chunk \(chunk)")
+            }
+        }
+    }
+
     @Test("a large text fed in small pieces is decoded (state kept between calls)")
     func largeTextInPieces() throws {
         let big = Value.array((0..<4000).map { i in i % 2 == 0 ? .text("item \(i) é€") : .float(Double(i) + 0.25) })
