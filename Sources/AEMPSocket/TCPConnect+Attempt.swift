@@ -28,6 +28,8 @@ final class TCPConnector {
 
     private enum State {
         case starting
+        /// Between two attempts (the previous one was abandoned, the next not started yet).
+        case between
         case resolving(Task<Void, Never>)
         case connecting(Attempt)
         case connected(Attempt)
@@ -188,6 +190,9 @@ final class TCPConnector {
 
     private func attemptTimedOut(_ number: Int, after timeout: TimeAmount) {
         guard case .connecting(let attempt) = state, attempt.number == number else { return }
+        // Leave the attempt before closing: the close fails the connect future at once, and that late result
+        // must find the attempt abandoned.
+        state = .between
         attempt.channel?.close(promise: nil)
         let milliseconds = timeout.nanoseconds / 1_000_000
         record(
@@ -240,8 +245,10 @@ final class TCPConnector {
 
     /// The guard was cancelled or dropped.
     func cancel() {
-        switch state {
-        case .starting, .finished, .connected:
+        let previous = state
+        state = .finished
+        switch previous {
+        case .starting, .between, .finished, .connected:
             // After a success the socket belongs to the callback; leave it alone.
             break
         case .resolving(let task):
@@ -250,7 +257,6 @@ final class TCPConnector {
             attempt.timer?.cancel()
             attempt.channel?.close(promise: nil)
         }
-        state = .finished
     }
 
     private func record(_ target: ConnectTarget, _ error: any Error) {
