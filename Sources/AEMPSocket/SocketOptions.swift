@@ -66,7 +66,13 @@ enum RawSocket {
     }
 
     /// Sets an integer socket option.
-    static func setOption(_ fd: CInt, level: CInt, name: CInt, value: CInt, describing place: String) throws(SocketError) {
+    static func setOption(
+        _ fd: CInt,
+        level: CInt,
+        name: CInt,
+        value: CInt,
+        describing place: String
+    ) throws(SocketError) {
         var value = value
         guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
             let code = lastError()

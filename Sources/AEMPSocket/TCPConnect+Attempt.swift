@@ -140,7 +140,8 @@ final class TCPConnector {
                 continue
             }
             guard let bootstrap = ClientBootstrap(validatingGroup: eventLoop) else {
-                finish(.failed(SocketError(.invalidArgument, "tcpConnect needs a NIOPosix event loop, not \(eventLoop)")))
+                let message = "tcpConnect needs a NIOPosix event loop, not \(eventLoop)"
+                finish(.failed(SocketError(.invalidArgument, message)))
                 return
             }
             state = .connecting(Attempt(number: number, target: target))
@@ -220,7 +221,12 @@ final class TCPConnector {
             attempt.channel = channel
             state = .connected(attempt)
             let peer = channel.remoteAddress.flatMap(ConnectTarget.init) ?? attempt.target
-            guard let box else { return }
+            guard let box else {
+                // Nobody can reach this connector any more (no guard, no retry): nobody would own the socket.
+                channel.close(promise: nil)
+                state = .finished
+                return
+            }
             let retry = TCPConnectRetry(connector: box, attempt: number, channel: channel)
             connect(.connected(TCPConnection(channel: channel, peer: peer), retry: retry))
         case .failure(let error):
@@ -286,7 +292,8 @@ final class TCPConnector {
     private static func place(_ target: ConnectTarget) -> String {
         switch target {
         case .ip(let address, let port):
-            address.family == .ipv6 ? "connect to [\(formatIP(address))]:\(port)" : "connect to \(formatIP(address)):\(port)"
+            address.family == .ipv6
+                ? "connect to [\(formatIP(address))]:\(port)" : "connect to \(formatIP(address)):\(port)"
         case .unix(let path):
             "connect to unix/ \(path)"
         }

@@ -287,14 +287,15 @@ func tcpConnect(
 private func awaitConnection(
     _ start: (@escaping @Sendable (TCPConnectOutcome) -> Void) -> TCPConnectGuard
 ) async throws(SocketError) -> TCPConnection {
+    typealias Continuation = CheckedContinuation<Result<TCPConnection, SocketError>, Never>
     struct State {
-        var continuation: CheckedContinuation<Result<TCPConnection, SocketError>, Never>?
+        var continuation: Continuation?
         var pending: TCPConnectGuard?
         var cancelled = false
     }
     let state = TCPLockedBox(State())
     let result = await withTaskCancellationHandler {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Result<TCPConnection, SocketError>, Never>) in
+        await withCheckedContinuation { (continuation: Continuation) in
             let alreadyCancelled = state.withLock { state in
                 if state.cancelled { return true }
                 state.continuation = continuation

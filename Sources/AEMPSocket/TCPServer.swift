@@ -95,7 +95,11 @@ public final class TCPServer: Sendable {
     deinit { cancel() }
 }
 
-/// Accepted connections handed to the `accept` callback of ``tcpServer(host:service:on:prepare:accept:)``.
+/// The `accept` callback of ``tcpServer(host:service:on:prepare:accept:)`` (Perl: `$accept_cb->($fh, $host, $port)`).
+///
+/// It runs on the server's event loop for every accepted connection and owns the connection's channel from then
+/// on: Perl closes a handle nobody keeps, Swift cannot, so close the channel if you do not use it (with `autoRead`
+/// off, NIO does not notice a peer that goes away until somebody reads).
 public typealias TCPServerAccept = @Sendable (TCPConnection) -> Void
 
 /// Listens on a host and port or service and hands every accepted connection to `accept` (Perl: `tcp_server`).
@@ -350,7 +354,7 @@ private func startServer(
 
 /// Waits in an accepted channel's pipeline until the channel is active, then leaves the pipeline empty and hands
 /// the channel over.
-private final class TCPAcceptedActivation: ChannelInboundHandler, RemovableChannelHandler {
+final class TCPAcceptedActivation: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private let deliver: (any Channel) -> Void

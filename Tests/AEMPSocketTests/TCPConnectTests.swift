@@ -223,7 +223,8 @@ struct RecordingServer {
     @Test func connectsOverIPv4AndDataFlows() async throws {
         let listener = try RecordingServer(host: "127.0.0.1")
         let outcomes = Recorder<TCPConnectOutcome>()
-        let pending = tcpConnect(host: "127.0.0.1", service: String(listener.server.localPort), connect: outcomes.callback)
+        let service = String(listener.server.localPort)
+        let pending = tcpConnect(host: "127.0.0.1", service: service, connect: outcomes.callback)
         let outcome = try await outcomes.element(1)
         let client = try #require(outcome.connection)
         #expect(client.peerHost == "127.0.0.1")
@@ -231,7 +232,14 @@ struct RecordingServer {
         #expect(client.peerService == String(listener.server.localPort))
         #expect(client.peer == .ip(.ipv4Loopback, port: listener.server.localPort))
         #expect(try await client.channel.getOption(.autoRead).get() == false)
+        #expect(try await client.channel.getOption(.tcpOption(.tcp_nodelay)).get() == 0)
         let server = try await listener.accepted.element(1)
+        #expect(try await server.channel.getOption(.autoRead).get() == false)
+        #expect(try await server.channel.getOption(.tcpOption(.tcp_nodelay)).get() == 0)
+        let activationLeft = try await server.channel.eventLoop.submit {
+            (try? server.channel.pipeline.syncOperations.context(handlerType: TCPAcceptedActivation.self)) != nil
+        }.get()
+        #expect(!activationLeft)
         #expect(server.peerHost == "127.0.0.1")
         #expect(server.peerPort == client.channel.localAddress?.port)
         try await expectDataFlows(client.channel, server.channel)
@@ -364,7 +372,9 @@ struct RecordingServer {
         let second = try RecordingServer(host: "127.0.0.1")
         let outcomes = Recorder<TCPConnectOutcome>()
         let pending = tcpConnect(
-            targets: [.ip(.ipv4Loopback, port: first.server.localPort), .ip(.ipv4Loopback, port: second.server.localPort)],
+            targets: [
+                .ip(.ipv4Loopback, port: first.server.localPort), .ip(.ipv4Loopback, port: second.server.localPort),
+            ],
             connect: outcomes.callback
         )
         guard case .connected(let one, let retry) = try await outcomes.element(1) else {
@@ -385,7 +395,11 @@ struct RecordingServer {
     @Test func attemptTimesOutWithPrepareTimeout() async throws {
         let full = try await FullListener.make()
         let outcomes = Recorder<TCPConnectOutcome>()
-        let pending = tcpConnect(targets: [full.target], prepare: { _ in .milliseconds(200) }, connect: outcomes.callback)
+        let pending = tcpConnect(
+            targets: [full.target],
+            prepare: { _ in .milliseconds(200) },
+            connect: outcomes.callback
+        )
         let error = try #require(try await outcomes.element(1).error)
         #expect(error.code == .timedOut)
         #expect(error.connectAttemptFailures.first?.error.code == .timedOut)

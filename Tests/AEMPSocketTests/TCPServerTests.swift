@@ -150,7 +150,9 @@ import Darwin
         let connection = try await accepted.element(1)
         await server.close()
         #expect(server.isCancelled)
-        let error = await #expect(throws: SocketError.self) { _ = try await tcpConnect(host: "127.0.0.1", service: port) }
+        let error = await #expect(throws: SocketError.self) {
+            _ = try await tcpConnect(host: "127.0.0.1", service: port)
+        }
         #expect(error?.code == .connectionRefused)
         try await expectDataFlows(client.channel, connection.channel)
         #expect(accepted.count == 1)
@@ -163,7 +165,9 @@ import Darwin
         let listening = try await #require(server).listeningChannel.get()
         server = nil
         #expect(await becomesClosed(listening))
-        let error = await #expect(throws: SocketError.self) { _ = try await tcpConnect(host: "127.0.0.1", service: port) }
+        let error = await #expect(throws: SocketError.self) {
+            _ = try await tcpConnect(host: "127.0.0.1", service: port)
+        }
         #expect(error?.code == .connectionRefused)
     }
 
