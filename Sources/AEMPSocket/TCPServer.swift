@@ -43,6 +43,8 @@ public final class TCPServer: Sendable {
     private let channel: EventLoopFuture<any Channel>
     private let cancelled: TCPLockedBox<Bool>
     private let socketPath: String?
+    /// Run once by ``cancel()`` (the connection sequence ends its iteration through this).
+    let cancelHandlers = TCPLockedBox<[@Sendable () -> Void]>([])
 
     /// The bound host as text (`"::"`, `"0.0.0.0"`, `"127.0.0.1"`, ... or `"unix/"`).
     public var localHost: String { localAddress.perlHost }
@@ -83,6 +85,11 @@ public final class TCPServer: Sendable {
         guard !wasCancelled else { return }
         if let socketPath { RawSocket.removeUnixSocket(at: socketPath) }
         channel.whenSuccess { $0.close(promise: nil) }
+        let handlers = cancelHandlers.withLock { handlers in
+            defer { handlers = [] }
+            return handlers
+        }
+        for handler in handlers { handler() }
     }
 
     /// Stops listening (like ``cancel()``) and waits until the listening socket is closed.
@@ -147,12 +154,18 @@ public func tcpServer(
     prepare: (TCPListeningSocket) throws -> Int? = { _ in nil },
     accept: @escaping TCPServerAccept
 ) throws(SocketError) -> TCPServer {
+    let (spec, place) = try serverBindSpec(host: host, service: service)
+    return try startServer(spec, place: place, on: eventLoop, prepare: prepare, accept: accept)
+}
+
+/// Parses the host and service of a server into what to bind, plus the text that names it in errors.
+func serverBindSpec(host: String?, service: String?) throws(SocketError) -> (BindSpec, String) {
     let place = "tcpServer \(host ?? "(wildcard)") \(service ?? "(ephemeral)")"
     if host == "unix/" {
         guard let path = service, !path.isEmpty else {
             throw SocketError(.invalidArgument, "\(place): a Unix-domain server needs a socket path as service")
         }
-        return try startServer(.unix(path), place: place, on: eventLoop, prepare: prepare, accept: accept)
+        return (.unix(path), place)
     }
     let port: Int
     switch service {
@@ -169,13 +182,7 @@ public func tcpServer(
         }
         port = number
     }
-    return try startServer(
-        try bindSpec(host: host, port: port, place: place),
-        place: place,
-        on: eventLoop,
-        prepare: prepare,
-        accept: accept
-    )
+    return (try bindSpec(host: host, port: port, place: place), place)
 }
 
 /// Listens on a host and a numeric port (Perl: `tcp_server`); see ``tcpServer(host:service:on:prepare:accept:)``.
@@ -212,7 +219,7 @@ public func tcpServer(
 }
 
 /// What to bind: one address, the dual-stack wildcard with an IPv4 fallback, or a Unix-domain path.
-private enum BindSpec {
+enum BindSpec {
     case ip(IPAddress, port: Int)
     case wildcard(port: Int)
     case unix(String)
@@ -277,7 +284,7 @@ private func bindSocket(_ spec: BindSpec, place: String) throws(SocketError) -> 
     }
 }
 
-private func startServer(
+func startServer(
     _ spec: BindSpec,
     place: String,
     on eventLoop: (any EventLoop)?,

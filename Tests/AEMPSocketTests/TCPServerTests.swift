@@ -291,4 +291,48 @@ import Darwin
         try await Task.sleep(for: .milliseconds(50))
         #expect(accepted.count == 0)
     }
+
+    @Test func connectionsAsAsyncSequence() async throws {
+        let connections = try TCPServer.connections(host: "127.0.0.1", service: nil)
+        let service = connections.server.localService
+        let first = try await tcpConnect(host: "127.0.0.1", service: service)
+        let second = try await tcpConnect(host: "127.0.0.1", service: service)
+        var iterator = connections.makeAsyncIterator()
+        let one = try #require(await iterator.next())
+        let two = try #require(await iterator.next())
+        let clientPorts = Set([first.channel.localAddress?.port, second.channel.localAddress?.port])
+        #expect(Set([one.channel.remoteAddress?.port, two.channel.remoteAddress?.port]) == clientPorts)
+        #expect(one.peerHost == "127.0.0.1")
+        let client = one.channel.remoteAddress?.port == first.channel.localAddress?.port ? first : second
+        try await expectDataFlows(client.channel, one.channel)
+        connections.server.cancel()
+        #expect(await iterator.next() == nil)
+        #expect(one.channel.isActive && two.channel.isActive)  // accepted connections outlive the server
+        // Once one end closes, NIO may close the other on its own: no `try` here.
+        for channel in [one.channel, two.channel, first.channel, second.channel] { channel.close(promise: nil) }
+    }
+
+    @Test func connectionsWaitEndsWhenTheTaskIsCancelled() async throws {
+        let connections = try TCPServer.connections(host: "127.0.0.1", service: "0")
+        let waiting = Task { () -> Bool in
+            var iterator = connections.makeAsyncIterator()
+            return await iterator.next() == nil
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        waiting.cancel()
+        #expect(await waiting.value)
+        await connections.server.close()
+    }
+
+    @Test func droppingTheConnectionsStopsTheServer() async throws {
+        var connections: TCPServerConnections? = try TCPServer.connections(host: "127.0.0.1", service: nil)
+        let service = try #require(connections?.server.localService)
+        let listening = try await #require(connections?.server.listeningChannel).get()
+        connections = nil
+        #expect(await becomesClosed(listening))
+        let error = await #expect(throws: SocketError.self) {
+            _ = try await tcpConnect(host: "127.0.0.1", service: service)
+        }
+        #expect(error?.code == .connectionRefused)
+    }
 }
