@@ -45,6 +45,13 @@ enum RawSockaddr {
     }
 }
 
+/// The socket file a Unix-domain server created: removed when the server stops if it is still the same file.
+struct UnixSocketFile: Sendable {
+    let path: String
+    let device: UInt64
+    let inode: UInt64
+}
+
 /// The few system calls `tcpServer` makes itself, so that it can run `prepare` between bind and listen.
 enum RawSocket {
     /// The text of `errno` for messages.
@@ -187,11 +194,20 @@ enum RawSocket {
         _ = unlink(path)
     }
 
-    /// Removes the Unix-domain socket file of a server that stops, if it is still a socket.
-    static func removeUnixSocket(at path: String) {
+    /// Identifies the file at `path` (device and inode), if there is one.
+    static func fileIdentity(at path: String) -> UnixSocketFile? {
         var info = stat()
-        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else { return }
-        _ = unlink(path)
+        guard lstat(path, &info) == 0 else { return nil }
+        return UnixSocketFile(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    /// Removes the Unix-domain socket file of a server that stops, unless another socket replaced it since.
+    static func removeUnixSocket(_ file: UnixSocketFile) {
+        var info = stat()
+        guard lstat(file.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK,
+            UInt64(info.st_dev) == file.device, UInt64(info.st_ino) == file.inode
+        else { return }
+        _ = unlink(file.path)
     }
 
     /// Looks a TCP service name up in the system's services database (`/etc/services`).

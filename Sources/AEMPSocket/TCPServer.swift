@@ -42,7 +42,7 @@ public final class TCPServer: Sendable {
     public let backlog: Int
     private let channel: EventLoopFuture<any Channel>
     private let cancelled: TCPLockedBox<Bool>
-    private let socketPath: String?
+    private let socketFile: UnixSocketFile?
     /// Run once by ``cancel()`` (the connection sequence ends its iteration through this).
     let cancelHandlers = TCPLockedBox<[@Sendable () -> Void]>([])
 
@@ -59,14 +59,14 @@ public final class TCPServer: Sendable {
         backlog: Int,
         channel: EventLoopFuture<any Channel>,
         cancelled: TCPLockedBox<Bool>,
-        socketPath: String?
+        socketFile: UnixSocketFile?
     ) {
         self.localAddress = localAddress
         self.eventLoop = eventLoop
         self.backlog = backlog
         self.channel = channel
         self.cancelled = cancelled
-        self.socketPath = socketPath
+        self.socketFile = socketFile
     }
 
     /// Whether ``cancel()`` was called.
@@ -83,7 +83,7 @@ public final class TCPServer: Sendable {
             return value
         }
         guard !wasCancelled else { return }
-        if let socketPath { RawSocket.removeUnixSocket(at: socketPath) }
+        if let socketFile { RawSocket.removeUnixSocket(socketFile) }
         channel.whenSuccess { $0.close(promise: nil) }
         let handlers = cancelHandlers.withLock { handlers in
             defer { handlers = [] }
@@ -122,9 +122,9 @@ public typealias TCPServerAccept = @Sendable (TCPConnection) -> Void
 ///   preferred protocol, IPv4 by default.)
 /// - `"0"`: the IPv4 wildcard `0.0.0.0`; `"::"`: the IPv6 wildcard (with the system's `IPV6_V6ONLY` default).
 /// - any literal IPv4 or IPv6 address. Host names are not accepted (as in Perl).
-/// - `"unix/"`: a Unix-domain socket; `service` is its path. A socket file left at that path is removed first
-///   (Perl does the same), but any other kind of file there is an error; the file is removed again when the
-///   server stops.
+/// - `"unix/"`: a Unix-domain socket; `service` is its path. A socket file already at that path is removed first,
+///   stale or not (Perl does the same), but any other kind of file there is an error (Perl would remove it too);
+///   the socket file is removed again when the server stops, unless another server replaced it meanwhile.
 ///
 /// Service: `nil`, `""` or `"0"` for an ephemeral port, a decimal port, or a TCP service name from the system's
 /// services database (`/etc/services`).
@@ -296,10 +296,11 @@ func startServer(
         throw SocketError(.invalidArgument, "\(place): tcpServer needs a NIOPosix event loop, not \(eventLoop)")
     }
     let (fd, localAddress) = try bindSocket(spec, place: place)
-    let socketPath: String? = if case .unix(let path) = localAddress { path } else { nil }
+    let socketFile: UnixSocketFile? =
+        if case .unix(let path) = localAddress { RawSocket.fileIdentity(at: path) } else { nil }
     func abandon() {
         RawSocket.close(fd)
-        if let socketPath { RawSocket.removeUnixSocket(at: socketPath) }
+        if let socketFile { RawSocket.removeUnixSocket(socketFile) }
     }
 
     let requested: Int?
@@ -355,7 +356,7 @@ func startServer(
         backlog: backlog,
         channel: channel,
         cancelled: cancelled,
-        socketPath: socketPath
+        socketFile: socketFile
     )
 }
 

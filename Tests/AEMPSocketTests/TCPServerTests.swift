@@ -335,4 +335,20 @@ import Darwin
         }
         #expect(error?.code == .connectionRefused)
     }
+
+    @Test func stoppingAReplacedUnixServerLeavesTheNewSocketFile() async throws {
+        let directory = try makeSocketDirectory()
+        defer { rmdir(directory) }
+        let path = directory + "/shared.sock"
+        let old = try tcpServer(host: "unix/", service: path) { _ in }
+        let accepted = Recorder<TCPConnection>()
+        let new = try tcpServer(host: "unix/", service: path, accept: accepted.callback)
+        await old.close()
+        #expect(access(path, F_OK) == 0)
+        let client = try await tcpConnect(host: "unix/", service: path)
+        _ = try await accepted.element(1)
+        client.channel.close(promise: nil)
+        await new.close()
+        #expect(access(path, F_OK) != 0)
+    }
 }
