@@ -11,7 +11,7 @@ import Darwin
 // Conversions between this module's address types and SwiftNIO's `SocketAddress`.
 
 extension SocketAddress {
-    /// Creates the NIO socket address for an IP address and a TCP port.
+    /// Creates the NIO socket address for an IP address and a TCP port (the NIO form of Perl's `pack_sockaddr`).
     ///
     /// The sockaddr is built straight from the address octets; no text is parsed.
     /// - Parameters:
@@ -82,7 +82,8 @@ extension IPAddress {
 }
 
 extension ConnectTarget {
-    /// Describes a NIO socket address as a target: `.ip` for IPv4/IPv6, `.unix` for Unix-domain sockets.
+    /// Describes a NIO socket address as a target: `.ip` for IPv4/IPv6, `.unix` for Unix-domain sockets (the NIO
+    /// form of Perl's `unpack_sockaddr`).
     ///
     /// Like Perl's peer reporting, an IPv4-mapped IPv6 address (a v4 client of a dual-stack listener) is given as
     /// the plain IPv4 address. An unnamed Unix-domain peer (the usual case for accepted connections) has the path

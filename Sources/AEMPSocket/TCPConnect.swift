@@ -103,6 +103,7 @@ public struct TCPConnectAttemptFailure: Sendable, CustomStringConvertible {
         self.error = error
     }
 
+    /// The target as Perl writes it (`host port`) and the error.
     public var description: String { "\(target.perlHost) \(target.perlService): \(error)" }
 }
 
@@ -115,6 +116,7 @@ public struct TCPConnectFailures: Error, Sendable, CustomStringConvertible {
     /// Creates the list.
     public init(attempts: [TCPConnectAttemptFailure]) { self.attempts = attempts }
 
+    /// Every attempt, separated by `; `.
     public var description: String { attempts.map(\.description).joined(separator: "; ") }
 }
 

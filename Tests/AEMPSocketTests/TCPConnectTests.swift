@@ -417,6 +417,21 @@ struct RecordingServer {
         try await client.channel.close()
     }
 
+    @Test func prepareCanBindTheSocket() async throws {
+        let listener = try RecordingServer(host: "127.0.0.1")
+        let localPort = try ClosedPort().port  // a port that was free a moment ago
+        let bindFailures = Recorder<String>()
+        let client = try await tcpConnect(host: "127.0.0.1", service: listener.server.localService) { channel in
+            let address = try SocketAddress(ipAddress: "127.0.0.1", port: localPort)
+            channel.bind(to: address).whenFailure { [callback = bindFailures.callback] in callback("\($0)") }
+            return nil
+        }
+        #expect(bindFailures.all.isEmpty)
+        #expect(client.channel.localAddress?.port == localPort)
+        #expect(try await listener.accepted.element(1).peerPort == localPort)
+        try await client.channel.close()
+    }
+
     @Test func prepareErrorFailsThatAttempt() async throws {
         let listener = try RecordingServer(host: "127.0.0.1")
         let target = ConnectTarget.ip(.ipv4Loopback, port: listener.server.localPort)
