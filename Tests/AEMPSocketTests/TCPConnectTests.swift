@@ -392,6 +392,29 @@ struct RecordingServer {
         _ = pending
     }
 
+    @Test func retryAfterCancelOnlyClosesTheConnection() async throws {
+        let first = try RecordingServer(host: "127.0.0.1")
+        let second = try RecordingServer(host: "127.0.0.1")
+        let outcomes = Recorder<TCPConnectOutcome>()
+        let pending = tcpConnect(
+            targets: [
+                .ip(.ipv4Loopback, port: first.server.localPort), .ip(.ipv4Loopback, port: second.server.localPort),
+            ],
+            connect: outcomes.callback
+        )
+        guard case .connected(let one, let retry) = try await outcomes.element(1) else {
+            Issue.record("first target did not connect")
+            return
+        }
+        pending.cancel()
+        #expect(one.channel.isActive)  // cancelling after success leaves the socket alone
+        retry()
+        #expect(await becomesClosed(one.channel))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(outcomes.count == 1)
+        #expect(second.accepted.count == 0)
+    }
+
     @Test func attemptTimesOutWithPrepareTimeout() async throws {
         let full = try await FullListener.make()
         let outcomes = Recorder<TCPConnectOutcome>()
