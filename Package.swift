@@ -9,7 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-aemp",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "AEMPCodecs", targets: ["AEMPCodecs"]),
         .library(name: "AEMPSocket", targets: ["AEMPSocket"]),

@@ -138,7 +138,7 @@ extension DNSResolver {
                 return (String(name), try port(text[text.index(after: equals)...]))
             }
         }
-        guard let number = await servicePort(service, proto: "tcp", servicesFile: configuration.servicesFile) else {
+        guard let number = servicePort(service, proto: "tcp", servicesFile: configuration.servicesFile) else {
             throw SocketError(.noSuchAddress, "service '\(service)/tcp' is unknown (\(configuration.servicesFile))")
         }
         return (service, number)

@@ -45,6 +45,6 @@ public struct ServicesFile: Sendable {
 ///   - proto: The protocol, `"tcp"` by default.
 ///   - servicesFile: The services file, `/etc/services` by default.
 /// - Returns: The port, or `nil` if the name is unknown or the file cannot be read.
-public func servicePort(_ name: String, proto: String = "tcp", servicesFile: String = ServicesFile.defaultPath) async -> Int? {
-    await ServicesFile.cache.value(path: servicesFile)?.port(of: name, proto: proto)
+public func servicePort(_ name: String, proto: String = "tcp", servicesFile: String = ServicesFile.defaultPath) -> Int? {
+    ServicesFile.cache.value(path: servicesFile)?.port(of: name, proto: proto)
 }

@@ -210,26 +210,6 @@ enum RawSocket {
         _ = unlink(file.path)
     }
 
-    /// Looks a TCP service name up in the system's services database (`/etc/services`).
-    static func tcpServicePort(named name: String) -> Int? {
-        #if canImport(Glibc)
-        var entry = servent()
-        var found: UnsafeMutablePointer<servent>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let status = getservbyname_r(name, "tcp", &entry, &buffer, buffer.count, &found)
-        guard status == 0, found != nil else { return nil }
-        return Int(UInt16(bigEndian: UInt16(truncatingIfNeeded: entry.s_port)))
-        #else
-        servicesLock.withLock { _ in
-            guard let entry = getservbyname(name, "tcp") else { return nil }
-            return Int(UInt16(bigEndian: UInt16(truncatingIfNeeded: entry.pointee.s_port)))
-        }
-        #endif
-    }
-
-    #if !canImport(Glibc)
-    private static let servicesLock = TCPLockedBox(())
-    #endif
 }
 
 private func systemBind(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> CInt {

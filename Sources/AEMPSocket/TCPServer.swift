@@ -177,7 +177,7 @@ func serverBindSpec(host: String?, service: String?) throws(SocketError) -> (Bin
         }
         port = number
     case let name?:
-        guard let number = RawSocket.tcpServicePort(named: name) else {
+        guard let number = servicePort(name) else {
             throw SocketError(.noSuchAddress, "\(place): unknown TCP service '\(name)'")
         }
         port = number

@@ -93,10 +93,10 @@ import Testing
     @Test func fileCacheRereadsChangedFiles() async throws {
         let path = try temporaryFile("192.0.2.1 a.example\n", name: "hosts")
         let cache = ParsedFileCache<HostsFile> { HostsFile(parsing: $0) }
-        #expect(await cache.value(path: path)?.addresses(for: "a.example").count == 1)
-        #expect(await cache.value(path: "/nonexistent/hosts") == nil)
+        #expect(cache.value(path: path)?.addresses(for: "a.example").count == 1)
+        #expect(cache.value(path: "/nonexistent/hosts") == nil)
         // A new file with a different modification time replaces the cached parse.
         let replacement = try temporaryFile("192.0.2.1 b.example\n", name: "hosts")
-        #expect(await cache.value(path: replacement)?.addresses(for: "b.example").count == 1)
+        #expect(cache.value(path: replacement)?.addresses(for: "b.example").count == 1)
     }
 }

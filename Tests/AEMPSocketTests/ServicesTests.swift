@@ -32,15 +32,15 @@ import Testing
 
     @Test func lookupReadsAndCachesTheFile() async throws {
         let path = try temporaryFile(Self.text, name: "services")
-        #expect(await servicePort("tcpmux", servicesFile: path) == 1)
-        #expect(await servicePort("www", servicesFile: path) == 80)
-        #expect(await servicePort("nope", servicesFile: path) == nil)
-        #expect(await servicePort("http", servicesFile: "/nonexistent/services") == nil)
+        #expect(servicePort("tcpmux", servicesFile: path) == 1)
+        #expect(servicePort("www", servicesFile: path) == 80)
+        #expect(servicePort("nope", servicesFile: path) == nil)
+        #expect(servicePort("http", servicesFile: "/nonexistent/services") == nil)
     }
 
     @Test func systemServicesFileIfPresent() async {
         // The Debian image has /etc/services (netbase); skip quietly where it does not.
         guard TextFiles.read(ServicesFile.defaultPath) != nil else { return }
-        #expect(await servicePort("http") == 80)
+        #expect(servicePort("http") == 80)
     }
 }

@@ -55,8 +55,8 @@ import Darwin
     }
 
     @Test func serviceNamesComeFromTheServicesDatabase() throws {
-        #expect(RawSocket.tcpServicePort(named: "no-such-service-here") == nil)
-        if let http = RawSocket.tcpServicePort(named: "http") {
+        #expect(servicePort("no-such-service-here") == nil)
+        if let http = servicePort("http") {
             #expect(http == 80)
         }
         let error = #expect(throws: SocketError.self) {

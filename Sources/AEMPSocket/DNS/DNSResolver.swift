@@ -59,7 +59,7 @@ public final class DNSResolver: Sendable {
         let canonical = canonicalDNSName(name)
         if canonical == "localhost" { return [.ipv4Loopback, .ipv6Loopback] }
         guard !canonical.isEmpty else { throw SocketError(.invalidArgument, "empty host name '\(name)'") }
-        let fromHosts = await hostsAddresses(for: canonical)
+        let fromHosts = hostsAddresses(for: canonical)
         if !fromHosts.isEmpty { return fromHosts }
         return try await dnsAddresses(for: name)
     }
@@ -104,8 +104,8 @@ public final class DNSResolver: Sendable {
     }
 
     /// The hosts-file addresses of a canonical name (IPv4 first), or empty.
-    func hostsAddresses(for canonical: String) async -> [IPAddress] {
-        guard let path = configuration.hostsFile, let hosts = await hostsCache.value(path: path) else { return [] }
+    func hostsAddresses(for canonical: String) -> [IPAddress] {
+        guard let path = configuration.hostsFile, let hosts = hostsCache.value(path: path) else { return [] }
         return hosts.addresses(for: canonical)
     }
 

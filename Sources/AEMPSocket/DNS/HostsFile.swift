@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The parsed contents of a hosts file (`/etc/hosts` format).
 ///
 /// Perl: AnyEvent::Socket's internal `%HOSTS` table, which `resolve_sockaddr` consults.
@@ -39,8 +41,11 @@ public struct HostsFile: Sendable {
 }
 
 /// Caches parsed system files by path, re-reading a file when its modification time changes.
-actor ParsedFileCache<Value: Sendable> {
-    private var cache: [String: (modified: Int64?, value: Value)] = [:]
+///
+/// Synchronous and thread-safe, so both async lookups and synchronous calls (``tcpServer``'s
+/// service names) share one parsed copy.
+final class ParsedFileCache<Value: Sendable>: Sendable {
+    private let cache = Mutex<[String: (modified: Int64?, value: Value)]>([:])
     private let parse: @Sendable (String) -> Value
 
     init(parse: @escaping @Sendable (String) -> Value) {
@@ -50,13 +55,15 @@ actor ParsedFileCache<Value: Sendable> {
     /// The parsed file, or `nil` if it cannot be read.
     func value(path: String) -> Value? {
         let modified = TextFiles.modificationTime(path)
-        if let cached = cache[path], cached.modified == modified, modified != nil { return cached.value }
+        if modified != nil, let cached = cache.withLock({ $0[path] }), cached.modified == modified {
+            return cached.value
+        }
         guard let text = TextFiles.read(path) else {
-            cache[path] = nil
+            cache.withLock { $0[path] = nil }
             return nil
         }
         let value = parse(text)
-        cache[path] = (modified, value)
+        cache.withLock { $0[path] = (modified, value) }
         return value
     }
 }
