@@ -15,7 +15,7 @@ import Darwin
 final class TCPConnector {
     /// Where the targets come from.
     enum Targets: Sendable {
-        case resolve(host: String, service: String)
+        case resolve(host: String, service: String, resolver: DNSResolver)
         case given([ConnectTarget])
     }
 
@@ -95,12 +95,12 @@ final class TCPConnector {
             label = list.map { "\($0.perlHost) \($0.perlService)" }.joined(separator: ", ")
             targets = list
             startNextAttempt()
-        case .resolve(let host, let service):
+        case .resolve(let host, let service, let resolver):
             label = "\(host) \(service)"
             let task = Task {
                 let result: Result<[ConnectTarget], SocketError>
                 do throws(SocketError) {
-                    result = .success(try await resolveConnectTargets(host: host, service: service))
+                    result = .success(try await resolveConnectTargets(host: host, service: service, resolver: resolver))
                 } catch {
                     result = .failure(error)
                 }

@@ -9,7 +9,7 @@ import Musl
 import Darwin
 #endif
 
-/// A connected socket handed over by ``tcpConnect(host:service:on:prepare:connect:)`` or a ``TCPServer``: Perl's
+/// A connected socket handed over by ``tcpConnect(host:service:on:resolver:prepare:connect:)`` or a ``TCPServer``: Perl's
 /// "file handle" plus the peer's host and port.
 ///
 /// The ``channel`` is registered on its event loop, connected, with an **empty pipeline** and **`autoRead` off**:
@@ -46,7 +46,7 @@ public struct TCPConnection: Sendable {
     public var eventLoop: any EventLoop { channel.eventLoop }
 }
 
-/// What a ``tcpConnect(host:service:on:prepare:connect:)`` callback receives: Perl's `$connect_cb` arguments.
+/// What a ``tcpConnect(host:service:on:resolver:prepare:connect:)`` callback receives: Perl's `$connect_cb` arguments.
 public enum TCPConnectOutcome: Sendable {
     /// A target accepted the connection. Call `retry()` to reject it: the connection is closed and the next
     /// target is tried (if none is left, the callback runs again with ``failed(_:)``).
@@ -70,7 +70,7 @@ public enum TCPConnectOutcome: Sendable {
 /// Rejects a connection handed to the callback and moves on to the next target (Perl: the `$retry` argument).
 ///
 /// Call it as a function: `retry()`. It may be called from any thread; it closes the connection it belongs to
-/// and lets ``tcpConnect(host:service:on:prepare:connect:)`` try the next target. Only the first call counts.
+/// and lets ``tcpConnect(host:service:on:resolver:prepare:connect:)`` try the next target. Only the first call counts.
 /// If the guard was cancelled in the meantime, the connection is closed and nothing else happens.
 public struct TCPConnectRetry: Sendable {
     let connector: NIOLoopBoundBox<TCPConnector>
@@ -107,7 +107,7 @@ public struct TCPConnectAttemptFailure: Sendable, CustomStringConvertible {
     public var description: String { "\(target.perlHost) \(target.perlService): \(error)" }
 }
 
-/// Every failed attempt of one ``tcpConnect(host:service:on:prepare:connect:)``, in order; stored as the
+/// Every failed attempt of one ``tcpConnect(host:service:on:resolver:prepare:connect:)``, in order; stored as the
 /// ``SocketError/underlying`` error of the final failure (compare NIO's `NIOConnectionError`).
 public struct TCPConnectFailures: Error, Sendable, CustomStringConvertible {
     /// The attempts, first to last.
@@ -121,14 +121,14 @@ public struct TCPConnectFailures: Error, Sendable, CustomStringConvertible {
 }
 
 extension SocketError {
-    /// The failed attempts of a ``tcpConnect(host:service:on:prepare:connect:)`` failure, first to last; empty when
+    /// The failed attempts of a ``tcpConnect(host:service:on:resolver:prepare:connect:)`` failure, first to last; empty when
     /// nothing was tried (for example when the host did not resolve) or for other errors.
     public var connectAttemptFailures: [TCPConnectAttemptFailure] {
         (underlying as? TCPConnectFailures)?.attempts ?? []
     }
 }
 
-/// The prepare callback of ``tcpConnect(host:service:on:prepare:connect:)`` (Perl: `$prepare_cb`).
+/// The prepare callback of ``tcpConnect(host:service:on:resolver:prepare:connect:)`` (Perl: `$prepare_cb`).
 ///
 /// It runs on the event loop before each attempt, with the channel created for it: not yet registered nor
 /// connected, options already applied. It may set socket options (`channel.syncOptions`) or bind the socket
@@ -137,7 +137,7 @@ extension SocketError {
 /// ``SocketError``) and moves on to the next target.
 public typealias TCPConnectPrepare = @Sendable (_ channel: any Channel) throws -> TimeAmount?
 
-/// Keeps a pending ``tcpConnect(host:service:on:prepare:connect:)`` alive (Perl: the guard `tcp_connect` returns).
+/// Keeps a pending ``tcpConnect(host:service:on:resolver:prepare:connect:)`` alive (Perl: the guard `tcp_connect` returns).
 ///
 /// Calling ``cancel()``, or dropping the last reference, aborts a connect in progress: a lookup is abandoned, an
 /// in-flight socket is closed, and the callback will not run any more. Once the callback got a connection, the
@@ -212,6 +212,8 @@ public final class TCPConnectGuard: Sendable {
 ///   - service: A port number, a service name, `name=port`, or a socket path for `"unix/"`.
 ///   - eventLoop: The loop the sockets and callbacks live on; default `MultiThreadedEventLoopGroup.singleton.next()`.
 ///     It must be a NIOPosix loop, or the callback gets `EINVAL`.
+///   - resolver: The resolver for names, services and SRV records; ``DNSResolver/shared`` (the system's
+///     `/etc/resolv.conf`, `/etc/hosts` and `/etc/services`) by default.
 ///   - prepare: Called before each attempt; see ``TCPConnectPrepare``.
 ///   - connect: Receives the outcome.
 /// - Returns: The guard that keeps the connect going.
@@ -219,11 +221,12 @@ public func tcpConnect(
     host: String,
     service: String,
     on eventLoop: (any EventLoop)? = nil,
+    resolver: DNSResolver = .shared,
     prepare: TCPConnectPrepare? = nil,
     connect: @escaping @Sendable (TCPConnectOutcome) -> Void
 ) -> TCPConnectGuard {
     let connector = TCPConnector.start(
-        targets: .resolve(host: host, service: service),
+        targets: .resolve(host: host, service: service, resolver: resolver),
         on: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next(),
         prepare: prepare,
         connect: connect
@@ -248,7 +251,7 @@ func tcpConnect(
 
 /// Connects to a host and service and returns the first connection (Perl: `tcp_connect`, as an `async` call).
 ///
-/// The same as ``tcpConnect(host:service:on:prepare:connect:)`` without `retry`: the first target that accepts
+/// The same as ``tcpConnect(host:service:on:resolver:prepare:connect:)`` without `retry`: the first target that accepts
 /// wins. Cancelling the task aborts the connect (an in-flight socket is closed) and throws `ECANCELED`
 /// (``SocketError/Code/cancelled``).
 ///
@@ -259,6 +262,7 @@ func tcpConnect(
 ///   - host: A host name, a textual IP address, or `"unix/"`.
 ///   - service: A port number, a service name, `name=port`, or a socket path for `"unix/"`.
 ///   - eventLoop: The loop the socket lives on; default `MultiThreadedEventLoopGroup.singleton.next()`.
+///   - resolver: The resolver for names, services and SRV records; ``DNSResolver/shared`` by default.
 ///   - prepare: Called before each attempt; see ``TCPConnectPrepare``.
 /// - Returns: The connection (empty pipeline, `autoRead` off).
 /// - Throws: ``SocketError``: `ENXIO` when nothing resolved, the last attempt's code otherwise, `ECANCELED` when
@@ -267,10 +271,11 @@ public func tcpConnect(
     host: String,
     service: String,
     on eventLoop: (any EventLoop)? = nil,
+    resolver: DNSResolver = .shared,
     prepare: TCPConnectPrepare? = nil
 ) async throws(SocketError) -> TCPConnection {
     try await awaitConnection { connect in
-        tcpConnect(host: host, service: service, on: eventLoop, prepare: prepare, connect: connect)
+        tcpConnect(host: host, service: service, on: eventLoop, resolver: resolver, prepare: prepare, connect: connect)
     }
 }
 
