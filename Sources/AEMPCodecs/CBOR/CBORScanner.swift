@@ -82,12 +82,13 @@ struct CBORScanner {
                 }
             case 4, 5, 6:
                 if head.major == 6 && head.isIndefinite { throw indefiniteNotAllowed(6, start) }
-                if !head.isIndefinite && head.argument == 0 && head.major != 6 {
-                    position += 1
-                    break
-                }
+                // Every array, map and tag is a level of nesting, empty ones included (as when building).
                 guard frames.count < maxDepth else {
                     throw CBORError(.nestingTooDeep, offset: start, message: "nesting deeper than \(maxDepth)")
+                }
+                if !head.isIndefinite && head.argument == 0 && head.major != 6 {
+                    position += head.length  // an empty container, possibly with a non-preferred head
+                    break
                 }
                 if head.isIndefinite {
                     frames.append(head.major == 4 ? .indefiniteArray : .indefiniteMap(expectingValue: false))
