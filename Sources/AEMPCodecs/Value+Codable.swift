@@ -74,7 +74,8 @@ final class EncodingBox {
         switch value {
         case let value as Value: box.set(value)
         case let buffer as ByteBuffer: box.set(.bytes(buffer))
-        case let bytes as [UInt8]: box.set(Value(bytes: bytes))
+        // Check the exact type: any empty array would cast to [UInt8].
+        case let bytes as [UInt8] where type(of: value) == [UInt8].self: box.set(Value(bytes: bytes))
         default:
             try value.encode(to: ValueEncodingImpl(box: box, codingPath: codingPath, userInfo: userInfo))
         }
@@ -121,9 +122,11 @@ struct KeyedValueEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     let encoder: ValueEncodingImpl
     var codingPath: [any CodingKey] { encoder.codingPath }
 
-    private func newBox(_ key: Key) -> EncodingBox {
+    private func newBox(_ key: Key) -> EncodingBox { newBox(named: key.stringValue) }
+
+    private func newBox(named name: String) -> EncodingBox {
         let box = EncodingBox()
-        encoder.box.pairs.append((key.stringValue, box))
+        encoder.box.pairs.append((name, box))
         return box
     }
 
@@ -161,7 +164,7 @@ struct KeyedValueEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     }
 
     mutating func superEncoder() -> any Encoder {
-        encoder.child(newBox(Key(stringValue: "super")!), key: ValueCodingKey("super"))
+        encoder.child(newBox(named: "super"), key: ValueCodingKey("super"))
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder { encoder.child(newBox(key), key: key) }

@@ -202,14 +202,14 @@ enum ExternalTool {
         process.standardError = stderr
         try process.run()
         let writer = Thread {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
         }
         writer.start()
         let errorData = ThreadSafeBox<Data>()
-        let errorReader = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
+        let errorReader = Thread { errorData.set((try? stderr.fileHandleForReading.readToEnd()) ?? Data()) }
         errorReader.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        let output = try stdout.fileHandleForReading.readToEnd() ?? Data()
         process.waitUntilExit()
         for _ in 0..<10_000 where !errorData.isSet { usleep(1000) }
         return (process.terminationStatus, String(decoding: output, as: UTF8.self), errorData.isSet ? String(decoding: errorData.get(), as: UTF8.self) : "")
