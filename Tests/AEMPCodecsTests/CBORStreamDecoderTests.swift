@@ -220,6 +220,22 @@ struct CBORStreamDecoderTests {
         #expect(throws: CBORError(.itemTooLarge)) { try decoder.next(from: &declaredCount) }
     }
 
+    @Test func extremeLimitsDoNotOverflow() throws {
+        var unlimited = CBORStreamDecoder(maxItemSize: .max)
+        var huge = Hex.buffer("5bffffffffffffffff")
+        #expect(throws: CBORError(.itemTooLarge)) { try unlimited.next(from: &huge) }
+        var almost = Hex.buffer("5b7ffffffffffffff0")
+        #expect(try unlimited.next(from: &almost) == nil, "waits; nothing is allocated for the declared length")
+        var negative = CBORStreamDecoder(maxItemSize: -5)
+        var one = Hex.buffer("01")
+        #expect(throws: CBORError(.itemTooLarge)) { try negative.next(from: &one) }
+        var noDepth = CBORStreamDecoder(maxDepth: 0)
+        var array = Hex.buffer("80")
+        #expect(throws: CBORError(.nestingTooDeep)) { try noDepth.next(from: &array) }
+        var scalar = Hex.buffer("01")
+        #expect(try noDepth.next(from: &scalar) == 1)
+    }
+
     @Test func decodeLastAndEmptyBuffers() throws {
         var decoder = CBORStreamDecoder()
         var empty = ByteBuffer()

@@ -26,7 +26,7 @@ struct CBORScanner {
 
     init(maxDepth: Int, maxItemSize: Int) {
         self.maxDepth = maxDepth
-        self.maxItemSize = maxItemSize
+        self.maxItemSize = max(0, maxItemSize)
     }
 
     /// Forgets the progress on the current item.
@@ -70,9 +70,9 @@ struct CBORScanner {
                     position += 1
                     completed = false
                 } else {
-                    guard head.argument <= UInt64(maxItemSize),
-                        start + head.length + Int(head.argument) <= maxItemSize
-                    else { throw tooLarge(start) }
+                    // Overflow-free: start <= maxItemSize here, and head.length <= 9.
+                    let room = maxItemSize - start - head.length
+                    guard room >= 0, head.argument <= UInt64(room) else { throw tooLarge(start) }
                     let end = start + head.length + Int(head.argument)
                     guard end <= bytes.count else {
                         offset = start
