@@ -20,106 +20,167 @@ extension ByteBuffer {
     /// - Returns: the number of bytes written.
     @discardableResult
     public mutating func writeCBOR(_ value: Value) -> Int {
-        let start = writerIndex
-        writeCBORItem(value)
-        return writerIndex - start
+        // Two passes: measure, then write through one raw pointer (one capacity check in total).
+        let size = CBORWriter.encodedSize(of: value)
+        return writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var writer = CBORWriter(base: raw.baseAddress!)
+            writer.write(value)
+            assert(writer.offset == size)
+            return size
+        }
     }
+}
 
-    private mutating func writeCBORItem(_ value: Value) {
-        switch value {
-        case .null: writeInteger(0xf6 as UInt8)
-        case .undefined: writeInteger(0xf7 as UInt8)
-        case .bool(let b): writeInteger(b ? 0xf5 : 0xf4 as UInt8)
-        case .int(let i):
-            if i >= 0 {
-                writeCBORHead(major: 0, argument: UInt64(i))
-            } else {
-                writeCBORHead(major: 1, argument: ~UInt64(bitPattern: i))
-            }
-        case .uint(let u): writeCBORHead(major: 0, argument: u)
-        case .bignum(let negative, let magnitude):
-            writeCBORBignum(negative: negative, magnitude: magnitude)
-        case .float(let d): writeCBORFloat(d)
-        case .text(let s):
-            var s = s
-            s.withUTF8 { utf8 in
-                writeCBORHead(major: 3, argument: UInt64(utf8.count))
-                writeBytes(UnsafeRawBufferPointer(utf8))
-            }
-        case .bytes(let b):
-            writeCBORHead(major: 2, argument: UInt64(b.readableBytes))
-            writeImmutableBuffer(b)
-        case .array(let elements):
-            writeCBORHead(major: 4, argument: UInt64(elements.count))
-            for element in elements { writeCBORItem(element) }
-        case .map(let pairs):
-            writeCBORHead(major: 5, argument: UInt64(pairs.count))
-            for pair in pairs {
-                writeCBORItem(pair.key)
-                writeCBORItem(pair.value)
-            }
-        case .tagged(let tag, let inner):
-            writeCBORHead(major: 6, argument: tag)
-            writeCBORItem(inner)
-        case .simple(let n):
-            if n < 24 {
-                writeInteger(0xe0 | n)
-            } else {
-                writeInteger(0xf8 as UInt8)
-                writeInteger(n)
-            }
+/// Writes CBOR through a raw pointer into memory sized with ``encodedSize(of:)``.
+struct CBORWriter {
+    let base: UnsafeMutableRawPointer
+    var offset = 0
+
+    init(base: UnsafeMutableRawPointer) { self.base = base }
+
+    static func headSize(_ argument: UInt64) -> Int {
+        switch argument {
+        case 0..<24: 1
+        case 24...0xff: 2
+        case 0x100...0xffff: 3
+        case 0x1_0000...0xffff_ffff: 5
+        default: 9
         }
     }
 
-    /// Writes an initial byte and argument in the shortest form (RFC 8949 §3).
-    @usableFromInline
-    mutating func writeCBORHead(major: UInt8, argument: UInt64) {
+    /// The exact number of bytes ``write(_:)`` produces for `value`.
+    static func encodedSize(of value: Value) -> Int {
+        switch value {
+        case .null, .undefined, .bool: return 1
+        case .int(let i): return headSize(i >= 0 ? UInt64(i) : ~UInt64(bitPattern: i))
+        case .uint(let u): return headSize(u)
+        case .bignum(_, let magnitude):
+            let significant = magnitude.drop(while: { $0 == 0 })
+            if significant.count <= 8 { return headSize(bignumArgument(significant)) }
+            return 1 + headSize(UInt64(significant.count)) + significant.count
+        case .float(let d): return d.isNaN || Double(Float(d)) != d ? 9 : 5
+        case .text(let s):
+            let count = s.utf8.count
+            return headSize(UInt64(count)) + count
+        case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
+        case .array(let elements):
+            var size = headSize(UInt64(elements.count))
+            for element in elements { size += encodedSize(of: element) }
+            return size
+        case .map(let pairs):
+            var size = headSize(UInt64(pairs.count))
+            for pair in pairs { size += encodedSize(of: pair.key) + encodedSize(of: pair.value) }
+            return size
+        case .tagged(let tag, let inner): return headSize(tag) + encodedSize(of: inner)
+        case .simple(let n): return n < 24 ? 1 : 2
+        }
+    }
+
+    private static func bignumArgument(_ significant: ArraySlice<UInt8>) -> UInt64 {
+        var m: UInt64 = 0
+        for byte in significant { m = m << 8 | UInt64(byte) }
+        return m
+    }
+
+    @inline(__always)
+    private mutating func byte(_ b: UInt8) {
+        base.storeBytes(of: b, toByteOffset: offset, as: UInt8.self)
+        offset += 1
+    }
+
+    @inline(__always)
+    private mutating func store<T: FixedWidthInteger>(_ value: T) {
+        base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
+        offset += MemoryLayout<T>.size
+    }
+
+    private mutating func copy(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        (base + offset).copyMemory(from: source, byteCount: bytes.count)
+        offset += bytes.count
+    }
+
+    mutating func writeHead(major: UInt8, argument: UInt64) {
         let mt = major << 5
         switch argument {
         case 0..<24:
-            writeInteger(mt | UInt8(argument))
+            byte(mt | UInt8(argument))
         case 24...0xff:
-            writeInteger(UInt16(mt | 24) << 8 | UInt16(argument))
+            byte(mt | 24)
+            byte(UInt8(argument))
         case 0x100...0xffff:
-            writeInteger(mt | 25)
-            writeInteger(UInt16(argument))
+            byte(mt | 25)
+            store(UInt16(argument))
         case 0x1_0000...0xffff_ffff:
-            writeInteger(mt | 26)
-            writeInteger(UInt32(argument))
+            byte(mt | 26)
+            store(UInt32(argument))
         default:
-            writeInteger(mt | 27)
-            writeInteger(argument)
+            byte(mt | 27)
+            store(argument)
         }
     }
 
-    private mutating func writeCBORFloat(_ d: Double) {
-        if d.isNaN {
-            writeInteger(0xfb as UInt8)
-            writeInteger(d.bitPattern)
-            return
+    mutating func write(_ value: Value) {
+        switch value {
+        case .null: byte(0xf6)
+        case .undefined: byte(0xf7)
+        case .bool(let b): byte(b ? 0xf5 : 0xf4)
+        case .int(let i):
+            if i >= 0 {
+                writeHead(major: 0, argument: UInt64(i))
+            } else {
+                writeHead(major: 1, argument: ~UInt64(bitPattern: i))
+            }
+        case .uint(let u): writeHead(major: 0, argument: u)
+        case .bignum(let negative, let magnitude):
+            let significant = magnitude.drop(while: { $0 == 0 })
+            if significant.count <= 8 {
+                writeHead(major: negative ? 1 : 0, argument: CBORWriter.bignumArgument(significant))
+            } else {
+                byte(negative ? 0xc3 : 0xc2)
+                writeHead(major: 2, argument: UInt64(significant.count))
+                significant.withUnsafeBytes { copy($0) }
+            }
+        case .float(let d):
+            // NaN always as float64, keeping sign and payload (as CBOR::XS); otherwise float32 when
+            // exact (infinities included; -0.0 keeps its sign), else float64. Never half floats.
+            let single = Float(d)
+            if d.isNaN || Double(single) != d {
+                byte(0xfb)
+                store(d.bitPattern)
+            } else {
+                byte(0xfa)
+                store(single.bitPattern)
+            }
+        case .text(let s):
+            var s = s
+            s.withUTF8 { utf8 in
+                writeHead(major: 3, argument: UInt64(utf8.count))
+                copy(UnsafeRawBufferPointer(utf8))
+            }
+        case .bytes(let b):
+            writeHead(major: 2, argument: UInt64(b.readableBytes))
+            b.withUnsafeReadableBytes { copy($0) }
+        case .array(let elements):
+            writeHead(major: 4, argument: UInt64(elements.count))
+            for element in elements { write(element) }
+        case .map(let pairs):
+            writeHead(major: 5, argument: UInt64(pairs.count))
+            for pair in pairs {
+                write(pair.key)
+                write(pair.value)
+            }
+        case .tagged(let tag, let inner):
+            writeHead(major: 6, argument: tag)
+            write(inner)
+        case .simple(let n):
+            if n < 24 {
+                byte(0xe0 | n)
+            } else {
+                byte(0xf8)
+                byte(n)
+            }
         }
-        let single = Float(d)
-        if Double(single) == d {  // exact (infinities included; -0.0 keeps its sign as a float32)
-            writeInteger(0xfa as UInt8)
-            writeInteger(single.bitPattern)
-        } else {
-            writeInteger(0xfb as UInt8)
-            writeInteger(d.bitPattern)
-        }
-    }
-
-    private mutating func writeCBORBignum(negative: Bool, magnitude: [UInt8]) {
-        let firstNonZero = magnitude.firstIndex(where: { $0 != 0 }) ?? magnitude.endIndex
-        let significant = magnitude[firstNonZero...]
-        if significant.count <= 8 {
-            var m: UInt64 = 0
-            for byte in significant { m = m << 8 | UInt64(byte) }
-            writeCBORHead(major: negative ? 1 : 0, argument: m)
-            return
-        }
-        writeInteger(negative ? 0xc3 : 0xc2 as UInt8)
-        writeCBORHead(major: 2, argument: UInt64(significant.count))
-        writeBytes(significant)
     }
 }
 
