@@ -236,6 +236,14 @@ struct CBORStreamDecoderTests {
         #expect(try noDepth.next(from: &scalar) == 1)
     }
 
+    @Test func decodersAreSendable() {
+        func requireSendable(_: some Sendable) {}
+        requireSendable(CBORStreamDecoder())
+        requireSendable(CBORDecoder())
+        requireSendable(CBOREncoder())
+        requireSendable(CBORError(.truncated))
+    }
+
     @Test func decodeLastAndEmptyBuffers() throws {
         var decoder = CBORStreamDecoder()
         var empty = ByteBuffer()

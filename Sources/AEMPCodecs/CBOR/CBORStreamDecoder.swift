@@ -25,7 +25,7 @@ import NIOCore
 /// a channel's bytes into ``Value``s.
 ///
 /// Perl: `CBOR::XS->new->incr_parse_multiple` as AnyEvent::MP's `cbor` framing uses it.
-public struct CBORStreamDecoder: NIOSingleStepByteToMessageDecoder {
+public struct CBORStreamDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     /// Each decoded message is one ``Value``.
     public typealias InboundOut = Value
 
