@@ -155,6 +155,105 @@ struct ValueCodableTests {
         #expect(back.id == 1 && back.extra == "x")
     }
 
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    @Test func everyContainerOperation() throws {
+        struct Everything: Codable, Equatable {
+            var values: [Int] = [1, 2]
+            init() {}
+            enum Keys: String, CodingKey { case list, sup }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: Keys.self)
+                #expect(container.allKeys.map(\.stringValue).sorted() == ["list", "sup"])
+                #expect(container.contains(.list))
+                #expect(try !container.decodeNil(forKey: .list))
+                let any = try decoder.container(keyedBy: AnyKey.self)
+                #expect(throws: DecodingError.self) { try any.decodeNil(forKey: AnyKey(stringValue: "none")) }
+                #expect(throws: DecodingError.self) { try any.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(stringValue: "list")) }
+                var list = try container.nestedUnkeyedContainer(forKey: .list)
+                let inner = try list.nestedContainer(keyedBy: Keys.self)
+                #expect(try inner.decode(Int.self, forKey: .list) == 1)
+                let superOfList = try list.superDecoder()
+                #expect(try superOfList.singleValueContainer().decode(Int.self) == 2)
+                #expect(throws: DecodingError.self) { try list.nestedUnkeyedContainer() }
+                #expect(throws: DecodingError.self) { try list.decodeNil() }
+                let sup = try container.superDecoder(forKey: .sup)
+                var supList = try sup.unkeyedContainer()
+                values = [try supList.decode(Int.self), try supList.decode(Int.self)]
+                #expect(try container.superDecoder().singleValueContainer().decodeNil())
+            }
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: Keys.self)
+                var list = container.nestedUnkeyedContainer(forKey: .list)
+                var inner = list.nestedContainer(keyedBy: Keys.self)
+                try inner.encode(1, forKey: .list)
+                var superOfList = list.superEncoder().singleValueContainer()
+                try superOfList.encode(2)
+                #expect(list.count == 2)
+                var sup = container.superEncoder(forKey: .sup).unkeyedContainer()
+                try sup.encode(contentsOf: values)
+            }
+        }
+        let value = try ValueEncoder().encode(Everything())
+        #expect(value == ["list": [["list": 1], 2], "sup": [1, 2]])
+        #expect(try ValueDecoder().decode(Everything.self, from: ["list": [["list": 1], 2], "sup": [1, 2]]) == Everything())
+    }
+
+    @Test func primitiveOverloadsOfEveryContainer() throws {
+        struct Primitives: Codable, Equatable {
+            var b = true, s = "s", d = 1.5, f: Float = 2.5, i = -1, i8: Int8 = -8, i16: Int16 = -16
+            var i32: Int32 = -32, i64: Int64 = -64, u: UInt = 1, u8: UInt8 = 8, u16: UInt16 = 16
+            var u32: UInt32 = 32, u64: UInt64 = 64
+        }
+        struct Unkeyed: Codable, Equatable {
+            var p = Primitives()
+            init() {}
+            init(from decoder: any Decoder) throws {
+                var c = try decoder.unkeyedContainer()
+                p = Primitives(
+                    b: try c.decode(Bool.self), s: try c.decode(String.self), d: try c.decode(Double.self),
+                    f: try c.decode(Float.self), i: try c.decode(Int.self), i8: try c.decode(Int8.self),
+                    i16: try c.decode(Int16.self), i32: try c.decode(Int32.self), i64: try c.decode(Int64.self),
+                    u: try c.decode(UInt.self), u8: try c.decode(UInt8.self), u16: try c.decode(UInt16.self),
+                    u32: try c.decode(UInt32.self), u64: try c.decode(UInt64.self))
+            }
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.unkeyedContainer()
+                try c.encode(p.b); try c.encode(p.s); try c.encode(p.d); try c.encode(p.f); try c.encode(p.i)
+                try c.encode(p.i8); try c.encode(p.i16); try c.encode(p.i32); try c.encode(p.i64); try c.encode(p.u)
+                try c.encode(p.u8); try c.encode(p.u16); try c.encode(p.u32); try c.encode(p.u64)
+            }
+        }
+        let keyed = try ValueEncoder().encode(Primitives())
+        #expect(keyed["u64"] == 64 && keyed["f"] == 2.5 && keyed["s"] == "s")
+        #expect(try ValueDecoder().decode(Primitives.self, from: keyed) == Primitives())
+        let unkeyed = try ValueEncoder().encode(Unkeyed())
+        #expect(unkeyed.arrayValue?.count == 14)
+        #expect(try ValueDecoder().decode(Unkeyed.self, from: unkeyed) == Unkeyed())
+        // Single-value containers, through a wrapper per type.
+        struct Single<T: Codable & Equatable>: Codable, Equatable {
+            var v: T
+            init(_ v: T) { self.v = v }
+            init(from decoder: any Decoder) throws { v = try decoder.singleValueContainer().decode(T.self) }
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.singleValueContainer()
+                try c.encode(v)
+            }
+        }
+        func roundTrip<T: Codable & Equatable>(_ v: T) throws -> Bool {
+            try ValueDecoder().decode(Single<T>.self, from: ValueEncoder().encode(Single(v))) == Single(v)
+        }
+        #expect(try roundTrip(true) && roundTrip("x") && roundTrip(1.5) && roundTrip(Float(1.5)) && roundTrip(-1))
+        #expect(try roundTrip(Int8(-1)) && roundTrip(Int16(-1)) && roundTrip(Int32(-1)) && roundTrip(Int64(-1)))
+        #expect(try roundTrip(UInt(1)) && roundTrip(UInt8(1)) && roundTrip(UInt16(1)) && roundTrip(UInt32(1)))
+        #expect(try roundTrip(UInt64.max) && roundTrip([1, 2]) && roundTrip(Value.simple(99)))
+    }
+
     @Test func errorsNameTheCodingPath() throws {
         struct Inner: Codable { var count: Int }
         struct Outer: Codable { var items: [Inner] }
