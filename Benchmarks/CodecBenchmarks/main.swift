@@ -124,7 +124,8 @@ func ratio(_ reference: Double?, _ ours: Double) -> String {
 
 print("| workload | Swift AEMPCodecs | Perl CBOR::XS | speed vs Perl | Python cbor2 | speed vs Python |")
 print("|---|---|---|---|---|---|")
-for name in ["encode message", "decode message", "stream-decode message", "encode 64 KiB bytes", "decode 64 KiB bytes"] {
+for name in ["encode message", "decode message", "stream-decode message", "encode 64 KiB bytes", "decode 64 KiB bytes"]
+{
     let ours = swiftResults[name]!
     print(
         "| \(name) | \(format(ours)) | \(format(perlResults?[name])) | \(ratio(perlResults?[name], ours)) | "

@@ -207,7 +207,9 @@ struct UnkeyedValueEncodingContainer: UnkeyedEncodingContainer {
             userInfo: encoder.sendableUserInfo)
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type
+    ) -> KeyedEncodingContainer<NestedKey> {
         let key = ValueCodingKey(index: count)
         return encoder.child(newBox(isByte: false), key: key).container(keyedBy: keyType)
     }
@@ -526,7 +528,9 @@ struct KeyedValueDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         decoder.child(lookup["super"] ?? .null, key: ValueCodingKey("super"))
     }
 
-    func superDecoder(forKey key: Key) throws -> any Decoder { decoder.child(lookup[key.stringValue] ?? .null, key: key) }
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        decoder.child(lookup[key.stringValue] ?? .null, key: key)
+    }
 }
 
 struct UnkeyedValueDecodingContainer: UnkeyedDecodingContainer {
@@ -667,7 +671,8 @@ extension Value: Codable {
             for pair in pairs {
                 guard let name = pair.key.stringValue ?? pair.key.int64Value.map({ String($0) }) else {
                     throw EncodingError.invalidValue(
-                        self, .init(codingPath: encoder.codingPath, debugDescription: "map key \(pair.key) is not a string"))
+                        self,
+                        .init(codingPath: encoder.codingPath, debugDescription: "map key \(pair.key) is not a string"))
                 }
                 try container.encode(pair.value, forKey: ValueCodingKey(name))
             }
@@ -695,7 +700,9 @@ extension Value: Codable {
         }
         if let keyed = try? decoder.container(keyedBy: ValueCodingKey.self) {
             var pairs: [(key: Value, value: Value)] = []
-            for key in keyed.allKeys { pairs.append((.text(key.stringValue), try keyed.decode(Value.self, forKey: key))) }
+            for key in keyed.allKeys {
+                pairs.append((.text(key.stringValue), try keyed.decode(Value.self, forKey: key)))
+            }
             self = .map(pairs)
             return
         }

@@ -41,10 +41,14 @@ struct CBORInteropTests {
             (0, "00"), (23, "17"), (24, "1818"), (255, "18ff"), (256, "190100"), (65535, "19ffff"),
             (65536, "1a00010000"), (4_294_967_295, "1affffffff"), (4_294_967_296, "1b0000000100000000"),
             (.int(.max), "1b7fffffffffffffff"), (.uint(.max), "1bffffffffffffffff"),
-            (-1, "20"), (-24, "37"), (-25, "3818"), (-256, "38ff"), (-257, "390100"), (.int(.min), "3b7fffffffffffffff"),
+            (-1, "20"), (-24, "37"), (-25, "3818"), (-256, "38ff"), (-257, "390100"),
+            (.int(.min), "3b7fffffffffffffff"),
             // Non-canonical bignums are written canonically.
             (.bignum(negative: false, magnitude: [0, 0, 5]), "05"),
-            (.bignum(negative: true, magnitude: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), "3bffffffffffffffff"),
+            (
+                .bignum(negative: true, magnitude: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                "3bffffffffffffffff"
+            ),
             (.bignum(negative: false, magnitude: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), "c249010000000000000000"),
             (.bignum(negative: false, magnitude: []), "00"),
             (.simple(16), "f0"), (.simple(200), "f8c8"),
@@ -125,7 +129,7 @@ struct CBORInteropTests {
         ["kil", "node#port", "die", "reason text"], ["", "g_find", "echo"],
         0, 1, 23, 24, -1, -24, -25, .int(.max), .int(.min), .uint(.max), .uint(1 << 63),
         .bignum(negative: false, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]),
-        Value(integer: UInt64.max) , 0.5, 1.0, -0.0, 1.1, 1e300, .float(.infinity), .float(-.infinity), .float(.nan),
+        Value(integer: UInt64.max), 0.5, 1.0, -0.0, 1.1, 1e300, .float(.infinity), .float(-.infinity), .float(.nan),
         "", "€", "gr\u{fc}\u{df}e", "a\u{0}b", Value(bytes: [0xff, 0xfe, 0]), Value(bytes: []),
         true, false, nil, .undefined, .tagged(22098, 1), .tagged(22098, nil), .tagged(1000, [1]),
         [:], [], [[[]]], ["k": ["nested": [1, 2, ["deep": true]]]],

@@ -73,7 +73,9 @@ struct CBORPerlVectorTests {
     /// Where we deliberately differ from CBOR::XS, what we produce instead (as diagnostic notation,
     /// or `error:<code>`), and why.
     static let deviations: [String: (ours: String, reason: String)] = [
-        "-2^63-1": ("3(h'8000000000000000')", "CBOR::XS wraps integers below -2^63 around; we keep the value as a bignum"),
+        "-2^63-1": (
+            "3(h'8000000000000000')", "CBOR::XS wraps integers below -2^63 around; we keep the value as a bignum"
+        ),
         "-2^64": ("3(h'ffffffffffffffff')", "CBOR::XS wraps -2^64 to 0; we keep the value as a bignum"),
         "text with invalid UTF-8": ("error:invalidUTF8", "RFC 8949 §3.1: text strings must be valid UTF-8"),
         "text byte 0xff": ("error:invalidUTF8", "RFC 8949 §3.1: text strings must be valid UTF-8"),
@@ -84,7 +86,9 @@ struct CBORPerlVectorTests {
         "byte chunk inside indefinite text": (
             "error:invalidIndefiniteString", "RFC 8949 §3.2.3: chunks must have the string's major type"
         ),
-        "duplicate key a": ("{\"a\": 1, \"a\": 2}", "maps keep every pair in wire order; Value[\"a\"] gives the last, like Perl"),
+        "duplicate key a": (
+            "{\"a\": 1, \"a\": 2}", "maps keep every pair in wire order; Value[\"a\"] gives the last, like Perl"
+        ),
         "integer key": ("{1: 2}", "map keys keep their type; CBOR::XS stringifies them"),
         "negative integer key": ("{-1: 2}", "map keys keep their type; CBOR::XS stringifies them"),
         "true key": ("{true: 1}", "map keys keep their type; CBOR::XS stringifies them"),
@@ -96,7 +100,9 @@ struct CBORPerlVectorTests {
         "tag 0 date/time string": ("0(\"2013-03-21T20:04:00Z\")", "tags other than 2/3 are kept, not interpreted"),
         "tag 1 epoch integer": ("1(1363896240)", "tags other than 2/3 are kept, not interpreted"),
         "tag 1 epoch float": ("1(1363896240.5)", "tags other than 2/3 are kept, not interpreted"),
-        "tag 3 bignum (RFC value -2^64-1)": ("3(h'010000000000000000')", "RFC 8949 §3.4.3: tag 3 is -1-n; CBOR::XS uses -n"),
+        "tag 3 bignum (RFC value -2^64-1)": (
+            "3(h'010000000000000000')", "RFC 8949 §3.4.3: tag 3 is -1-n; CBOR::XS uses -n"
+        ),
         "tag 2 empty": ("0", "RFC 8949: an empty magnitude is 0; Math::BigInt gives NaN"),
         "tag 3 h'00' (RFC value -1)": ("-1", "RFC 8949 §3.4.3: tag 3 is -1-n; CBOR::XS uses -n"),
         "tag 3 h'01' (RFC value -2)": ("-2", "RFC 8949 §3.4.3: tag 3 is -1-n; CBOR::XS uses -n"),

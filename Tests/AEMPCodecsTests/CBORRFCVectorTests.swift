@@ -28,9 +28,15 @@ struct CBORRFCVectorTests {
         Vector(hex: "1a000f4240", value: 1_000_000, encodes: true),
         Vector(hex: "1b000000e8d4a51000", value: 1_000_000_000_000, encodes: true),
         Vector(hex: "1bffffffffffffffff", value: .uint(18_446_744_073_709_551_615), encodes: true),
-        Vector(hex: "c249010000000000000000", value: .bignum(negative: false, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]), encodes: true),
-        Vector(hex: "3bffffffffffffffff", value: .bignum(negative: true, magnitude: [UInt8](repeating: 0xff, count: 8)), encodes: true),
-        Vector(hex: "c349010000000000000000", value: .bignum(negative: true, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]), encodes: true),
+        Vector(
+            hex: "c249010000000000000000", value: .bignum(negative: false, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            encodes: true),
+        Vector(
+            hex: "3bffffffffffffffff", value: .bignum(negative: true, magnitude: [UInt8](repeating: 0xff, count: 8)),
+            encodes: true),
+        Vector(
+            hex: "c349010000000000000000", value: .bignum(negative: true, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            encodes: true),
         Vector(hex: "20", value: -1, encodes: true),
         Vector(hex: "29", value: -10, encodes: true),
         Vector(hex: "3863", value: -100, encodes: true),
@@ -63,12 +69,17 @@ struct CBORRFCVectorTests {
         Vector(hex: "f7", value: .undefined, encodes: true),
         Vector(hex: "f0", value: .simple(16), encodes: true),
         Vector(hex: "f8ff", value: .simple(255), encodes: true),
-        Vector(hex: "c074323031332d30332d32315432303a30343a30305a", value: .tagged(0, "2013-03-21T20:04:00Z"), encodes: true),
+        Vector(
+            hex: "c074323031332d30332d32315432303a30343a30305a", value: .tagged(0, "2013-03-21T20:04:00Z"),
+            encodes: true),
         Vector(hex: "c11a514b67b0", value: .tagged(1, 1_363_896_240), encodes: true),
         Vector(hex: "c1fb41d452d9ec200000", value: .tagged(1, 1_363_896_240.5), encodes: true),
         Vector(hex: "d74401020304", value: .tagged(23, Value(bytes: [1, 2, 3, 4])), encodes: true),
-        Vector(hex: "d818456449455446", value: .tagged(24, Value(bytes: [0x64, 0x49, 0x45, 0x54, 0x46])), encodes: true),
-        Vector(hex: "d82076687474703a2f2f7777772e6578616d706c652e636f6d", value: .tagged(32, "http://www.example.com"), encodes: true),
+        Vector(
+            hex: "d818456449455446", value: .tagged(24, Value(bytes: [0x64, 0x49, 0x45, 0x54, 0x46])), encodes: true),
+        Vector(
+            hex: "d82076687474703a2f2f7777772e6578616d706c652e636f6d", value: .tagged(32, "http://www.example.com"),
+            encodes: true),
         Vector(hex: "40", value: Value(bytes: []), encodes: true),
         Vector(hex: "4401020304", value: Value(bytes: [1, 2, 3, 4]), encodes: true),
         Vector(hex: "60", value: "", encodes: true),
@@ -81,12 +92,15 @@ struct CBORRFCVectorTests {
         Vector(hex: "80", value: [], encodes: true),
         Vector(hex: "83010203", value: [1, 2, 3], encodes: true),
         Vector(hex: "8301820203820405", value: [1, [2, 3], [4, 5]], encodes: true),
-        Vector(hex: "98190102030405060708090a0b0c0d0e0f101112131415161718181819", value: .array(oneTo25), encodes: true),
+        Vector(
+            hex: "98190102030405060708090a0b0c0d0e0f101112131415161718181819", value: .array(oneTo25), encodes: true),
         Vector(hex: "a0", value: [:], encodes: true),
         Vector(hex: "a201020304", value: [1: 2, 3: 4], encodes: true),
         Vector(hex: "a26161016162820203", value: ["a": 1, "b": [2, 3]], encodes: true),
         Vector(hex: "826161a161626163", value: ["a", ["b": "c"]], encodes: true),
-        Vector(hex: "a56161614161626142616361436164614461656145", value: ["a": "A", "b": "B", "c": "C", "d": "D", "e": "E"], encodes: true),
+        Vector(
+            hex: "a56161614161626142616361436164614461656145",
+            value: ["a": "A", "b": "B", "c": "C", "d": "D", "e": "E"], encodes: true),
         Vector(hex: "5f42010243030405ff", value: Value(bytes: [1, 2, 3, 4, 5]), encodes: false),
         Vector(hex: "7f657374726561646d696e67ff", value: "streaming", encodes: false),
         Vector(hex: "9fff", value: [], encodes: false),
@@ -94,7 +108,8 @@ struct CBORRFCVectorTests {
         Vector(hex: "9f01820203820405ff", value: [1, [2, 3], [4, 5]], encodes: false),
         Vector(hex: "83018202039f0405ff", value: [1, [2, 3], [4, 5]], encodes: false),
         Vector(hex: "83019f0203ff820405", value: [1, [2, 3], [4, 5]], encodes: false),
-        Vector(hex: "9f0102030405060708090a0b0c0d0e0f101112131415161718181819ff", value: .array(oneTo25), encodes: false),
+        Vector(
+            hex: "9f0102030405060708090a0b0c0d0e0f101112131415161718181819ff", value: .array(oneTo25), encodes: false),
         Vector(hex: "bf61610161629f0203ffff", value: ["a": 1, "b": [2, 3]], encodes: false),
         Vector(hex: "826161bf61626163ff", value: ["a", ["b": "c"]], encodes: false),
         Vector(hex: "bf6346756ef563416d7421ff", value: ["Fun": true, "Amt": -2], encodes: false),
@@ -134,7 +149,10 @@ struct CBORRFCVectorTests {
                 #expect((d.bitPattern >> 42) & 0x3ff == UInt64(bits & 0x3ff))
             } else {
                 let mantissa = Double(bits & 0x3ff)
-                let magnitude = exponent == 0 ? mantissa * 0x1p-24 : (1 + mantissa / 1024) * Double(sign: .plus, exponent: exponent - 15, significand: 1)
+                let magnitude =
+                    exponent == 0
+                    ? mantissa * 0x1p-24
+                    : (1 + mantissa / 1024) * Double(sign: .plus, exponent: exponent - 15, significand: 1)
                 let expected = exponent == 31 ? Double.infinity : magnitude
                 #expect(d.magnitude == expected, "half \(bits)")
                 #expect((d.sign == .minus) == (bits >> 15 == 1))

@@ -11,7 +11,8 @@ struct CBORStreamDecoderTests {
         [Value(bytes: [UInt8](repeating: 7, count: 300)), "€", -1, .undefined, .simple(99)],
     ]
 
-    static let indefiniteStream: [UInt8] = Hex.bytes("9f018202039f0405ffff" + "7f657374726561646d696e67ff" + "bf6346756ef563416d7421ff")
+    static let indefiniteStream: [UInt8] = Hex.bytes(
+        "9f018202039f0405ffff" + "7f657374726561646d696e67ff" + "bf6346756ef563416d7421ff")
 
     static var stream: ByteBuffer {
         var buffer = ByteBuffer()
@@ -194,7 +195,9 @@ struct CBORStreamDecoderTests {
     }
 
     @Test func hugeDeclaredLengthsFailEarlyWithoutAllocating() throws {
-        for hex in ["5bffffffffffffffff", "7bffffffffffffffff", "9bffffffffffffffff", "bbffffffffffffffff", "5a04000001"] {
+        for hex in [
+            "5bffffffffffffffff", "7bffffffffffffffff", "9bffffffffffffffff", "bbffffffffffffffff", "5a04000001",
+        ] {
             var decoder = CBORStreamDecoder()
             var buffer = Hex.buffer(hex)
             #expect(throws: CBORError(.itemTooLarge), "\(hex)") { try decoder.next(from: &buffer) }

@@ -181,7 +181,9 @@ struct RandomValues {
     }
 
     mutating func text() -> String {
-        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "\u{0}", "\u{7f}", "é", "ß", "€", "水", "😀", "\u{10FFFF}"]
+        let alphabet: [Unicode.Scalar] = [
+            "a", "Z", "0", " ", "\"", "\\", "\u{0}", "\u{7f}", "é", "ß", "€", "水", "😀", "\u{10FFFF}",
+        ]
         var scalars = String.UnicodeScalarView()
         for _ in 0..<int(0...30) { scalars.append(alphabet[int(0...alphabet.count - 1)]) }
         return String(scalars)
@@ -212,7 +214,10 @@ enum ExternalTool {
         let output = try stdout.fileHandleForReading.readToEnd() ?? Data()
         process.waitUntilExit()
         for _ in 0..<10_000 where !errorData.isSet { usleep(1000) }
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), errorData.isSet ? String(decoding: errorData.get(), as: UTF8.self) : "")
+        return (
+            process.terminationStatus, String(decoding: output, as: UTF8.self),
+            errorData.isSet ? String(decoding: errorData.get(), as: UTF8.self) : ""
+        )
     }
 
     /// Whether `command` exits 0 (for probing installed modules).

@@ -174,7 +174,9 @@ struct ValueCodableTests {
                 #expect(try !container.decodeNil(forKey: .list))
                 let any = try decoder.container(keyedBy: AnyKey.self)
                 #expect(throws: DecodingError.self) { try any.decodeNil(forKey: AnyKey(stringValue: "none")) }
-                #expect(throws: DecodingError.self) { try any.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(stringValue: "list")) }
+                #expect(throws: DecodingError.self) {
+                    try any.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(stringValue: "list"))
+                }
                 var list = try container.nestedUnkeyedContainer(forKey: .list)
                 let inner = try list.nestedContainer(keyedBy: Keys.self)
                 #expect(try inner.decode(Int.self, forKey: .list) == 1)
@@ -201,7 +203,8 @@ struct ValueCodableTests {
         }
         let value = try ValueEncoder().encode(Everything())
         #expect(value == ["list": [["list": 1], 2], "sup": [1, 2]])
-        #expect(try ValueDecoder().decode(Everything.self, from: ["list": [["list": 1], 2], "sup": [1, 2]]) == Everything())
+        #expect(
+            try ValueDecoder().decode(Everything.self, from: ["list": [["list": 1], 2], "sup": [1, 2]]) == Everything())
     }
 
     @Test func primitiveOverloadsOfEveryContainer() throws {

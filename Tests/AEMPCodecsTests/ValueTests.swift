@@ -30,12 +30,19 @@ struct ValueTests {
         #expect(Value(integer: UInt64.max) == .uint(.max))
         #expect(Value(integer: Int64.min) == .int(.min))
         if #available(macOS 15, *) {
-            #expect(Value(integer: Int128(UInt64.max) + 1) == .bignum(negative: false, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]))
+            #expect(
+                Value(integer: Int128(UInt64.max) + 1)
+                    == .bignum(negative: false, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]))
             // -2^64 - 1 is tag 3 with magnitude 2^64.
-            #expect(Value(integer: -Int128(UInt64.max) - 2) == .bignum(negative: true, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]))
+            #expect(
+                Value(integer: -Int128(UInt64.max) - 2)
+                    == .bignum(negative: true, magnitude: [1, 0, 0, 0, 0, 0, 0, 0, 0]))
             // -2^63 - 1 is below Int64 but its tag-3 magnitude fits 64 bits.
-            #expect(Value(integer: Int128(Int64.min) - 1) == .bignum(negative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0]))
-            #expect(Value(integer: UInt128.max) == .bignum(negative: false, magnitude: [UInt8](repeating: 0xff, count: 16)))
+            #expect(
+                Value(integer: Int128(Int64.min) - 1)
+                    == .bignum(negative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0]))
+            #expect(
+                Value(integer: UInt128.max) == .bignum(negative: false, magnitude: [UInt8](repeating: 0xff, count: 16)))
         }
     }
 
@@ -44,9 +51,14 @@ struct ValueTests {
         #expect(Value(bignumNegative: false, magnitude: [0, 0, 1]) == 1)
         #expect(Value(bignumNegative: true, magnitude: [0]) == -1)
         #expect(Value(bignumNegative: true, magnitude: [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) == .int(.min))
-        #expect(Value(bignumNegative: false, magnitude: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) == .uint(.max))
-        #expect(Value(bignumNegative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0]) == .bignum(negative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0]))
-        #expect(Value(bignumNegative: false, magnitude: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) == .bignum(negative: false, magnitude: [1, 2, 3, 4, 5, 6, 7, 8, 9]))
+        #expect(
+            Value(bignumNegative: false, magnitude: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) == .uint(.max))
+        #expect(
+            Value(bignumNegative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0])
+                == .bignum(negative: true, magnitude: [0x80, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(
+            Value(bignumNegative: false, magnitude: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+                == .bignum(negative: false, magnitude: [1, 2, 3, 4, 5, 6, 7, 8, 9]))
     }
 
     @Test func simpleNormalization() {
@@ -115,7 +127,9 @@ struct ValueTests {
     }
 
     @Test func containersAndSubscripts() {
-        let message: Value = [Value(byteString: "port"), ["a": 1, Value(byteString: "b"): 2, Value(bytes: [0x68, 0xe9]): 3]]
+        let message: Value = [
+            Value(byteString: "port"), ["a": 1, Value(byteString: "b"): 2, Value(bytes: [0x68, 0xe9]): 3],
+        ]
         #expect(message.arrayValue?.count == 2)
         #expect(message[0]?.stringValue == "port")
         #expect(message[2] == nil)

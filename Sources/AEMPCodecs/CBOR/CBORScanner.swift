@@ -147,6 +147,7 @@ struct CBORScanner {
 
     private func indefiniteNotAllowed(_ major: UInt8, _ offset: Int) -> CBORError {
         CBORError(
-            .reservedAdditionalInfo, offset: offset, message: "indefinite length is not allowed for major type \(major)")
+            .reservedAdditionalInfo, offset: offset, message: "indefinite length is not allowed for major type \(major)"
+        )
     }
 }
