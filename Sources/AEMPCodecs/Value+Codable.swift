@@ -28,20 +28,20 @@ public struct ValueEncoder: Sendable {
     /// - Returns: its ``Value`` form.
     /// - Throws: whatever the value's `encode(to:)` throws (an `EncodingError` carries its coding path).
     public func encode(_ value: some Encodable) throws -> Value {
-        let box = EncodingBox()
-        try EncodingBox.encode(value, into: box, codingPath: [], userInfo: userInfo)
+        let box = ValueEncodingBox()
+        try ValueEncodingBox.encode(value, into: box, codingPath: [], userInfo: userInfo)
         return box.finish()
     }
 }
 
 /// The tree being built while encoding; finished into a ``Value`` at the end.
-final class EncodingBox {
+final class ValueEncodingBox {
     enum Mode { case empty, value, array, map }
     var mode = Mode.empty
     var value = Value.null
-    var elements: [EncodingBox] = []
+    var elements: [ValueEncodingBox] = []
     var onlyBytes = true
-    var pairs: [(key: String, box: EncodingBox)] = []
+    var pairs: [(key: String, box: ValueEncodingBox)] = []
 
     func finish() -> Value {
         switch mode {
@@ -68,7 +68,7 @@ final class EncodingBox {
     }
 
     static func encode(
-        _ value: some Encodable, into box: EncodingBox, codingPath: [any CodingKey],
+        _ value: some Encodable, into box: ValueEncodingBox, codingPath: [any CodingKey],
         userInfo: [CodingUserInfoKey: any Sendable]
     ) throws {
         switch value {
@@ -83,12 +83,12 @@ final class EncodingBox {
 }
 
 struct ValueEncodingImpl: Encoder {
-    let box: EncodingBox
+    let box: ValueEncodingBox
     let codingPath: [any CodingKey]
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
 
-    init(box: EncodingBox, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: any Sendable]) {
+    init(box: ValueEncodingBox, codingPath: [any CodingKey], userInfo: [CodingUserInfoKey: any Sendable]) {
         self.box = box
         self.codingPath = codingPath
         self.sendableUserInfo = userInfo
@@ -111,9 +111,9 @@ struct ValueEncodingImpl: Encoder {
         return UnkeyedValueEncodingContainer(encoder: self)
     }
 
-    func singleValueContainer() -> any SingleValueEncodingContainer { SingleValueEncoding(encoder: self) }
+    func singleValueContainer() -> any SingleValueEncodingContainer { ValueSingleValueEncoding(encoder: self) }
 
-    func child(_ box: EncodingBox, key: any CodingKey) -> ValueEncodingImpl {
+    func child(_ box: ValueEncodingBox, key: any CodingKey) -> ValueEncodingImpl {
         ValueEncodingImpl(box: box, codingPath: codingPath + [key], userInfo: sendableUserInfo)
     }
 }
@@ -122,10 +122,10 @@ struct KeyedValueEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     let encoder: ValueEncodingImpl
     var codingPath: [any CodingKey] { encoder.codingPath }
 
-    private func newBox(_ key: Key) -> EncodingBox { newBox(named: key.stringValue) }
+    private func newBox(_ key: Key) -> ValueEncodingBox { newBox(named: key.stringValue) }
 
-    private func newBox(named name: String) -> EncodingBox {
-        let box = EncodingBox()
+    private func newBox(named name: String) -> ValueEncodingBox {
+        let box = ValueEncodingBox()
         encoder.box.pairs.append((name, box))
         return box
     }
@@ -149,7 +149,7 @@ struct KeyedValueEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     mutating func encode(_ value: UInt64, forKey key: Key) throws { put(Value(primitive: value), key) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try EncodingBox.encode(
+        try ValueEncodingBox.encode(
             value, into: newBox(key), codingPath: codingPath + [key], userInfo: encoder.sendableUserInfo)
     }
 
@@ -175,8 +175,8 @@ struct UnkeyedValueEncodingContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey] { encoder.codingPath }
     var count: Int { encoder.box.elements.count }
 
-    private func newBox(isByte: Bool) -> EncodingBox {
-        let box = EncodingBox()
+    private func newBox(isByte: Bool) -> ValueEncodingBox {
+        let box = ValueEncodingBox()
         if !isByte { encoder.box.onlyBytes = false }
         encoder.box.elements.append(box)
         return box
@@ -202,7 +202,7 @@ struct UnkeyedValueEncodingContainer: UnkeyedEncodingContainer {
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         let key = ValueCodingKey(index: count)
-        try EncodingBox.encode(
+        try ValueEncodingBox.encode(
             value, into: newBox(isByte: false), codingPath: codingPath + [key],
             userInfo: encoder.sendableUserInfo)
     }
@@ -225,7 +225,7 @@ struct UnkeyedValueEncodingContainer: UnkeyedEncodingContainer {
     }
 }
 
-struct SingleValueEncoding: SingleValueEncodingContainer {
+struct ValueSingleValueEncoding: SingleValueEncodingContainer {
     let encoder: ValueEncodingImpl
     var codingPath: [any CodingKey] { encoder.codingPath }
 
@@ -248,7 +248,7 @@ struct SingleValueEncoding: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt64) throws { set(Value(primitive: value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        try EncodingBox.encode(value, into: encoder.box, codingPath: codingPath, userInfo: encoder.sendableUserInfo)
+        try ValueEncodingBox.encode(value, into: encoder.box, codingPath: codingPath, userInfo: encoder.sendableUserInfo)
     }
 }
 
@@ -343,7 +343,7 @@ struct ValueDecodingImpl: Decoder {
         }
     }
 
-    func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleValueDecoding(decoder: self) }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { ValueSingleValueDecoding(decoder: self) }
 
     func child(_ value: Value, key: any CodingKey) -> ValueDecodingImpl {
         ValueDecodingImpl(value: value, codingPath: codingPath + [key], userInfo: sendableUserInfo)
@@ -405,7 +405,7 @@ struct ValueDecodingImpl: Decoder {
         case .uint(let u): return Double(u)
         case .int(let i): return Double(i)
         case .text, .bytes:
-            if let s = value.stringValue, let d = Double(s.trimmingSpaces()) { return d }
+            if let s = value.stringValue, let d = Double(s.trimmingPerlWhitespace()) { return d }
         default: break
         }
         throw mismatch(type, value)
@@ -427,7 +427,7 @@ struct ValueDecodingImpl: Decoder {
             }
             return result
         case .text, .bytes:
-            if let s = value.stringValue?.trimmingSpaces() {
+            if let s = value.stringValue?.trimmingPerlWhitespace() {
                 if let result = I(s) { return result }
                 if let d = Double(s), let result = I(exactly: d) { return result }
             }
@@ -439,7 +439,7 @@ struct ValueDecodingImpl: Decoder {
 
 extension String {
     /// Without leading and trailing ASCII spaces, tabs and newlines (Perl ignores them when numifying).
-    func trimmingSpaces() -> Substring {
+    func trimmingPerlWhitespace() -> Substring {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
             return ""
@@ -601,7 +601,7 @@ struct UnkeyedValueDecodingContainer: UnkeyedDecodingContainer {
     mutating func superDecoder() throws -> any Decoder { try next(Value.self).1 }
 }
 
-struct SingleValueDecoding: SingleValueDecodingContainer {
+struct ValueSingleValueDecoding: SingleValueDecodingContainer {
     let decoder: ValueDecodingImpl
     var codingPath: [any CodingKey] { decoder.codingPath }
 

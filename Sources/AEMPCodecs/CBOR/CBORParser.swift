@@ -11,7 +11,6 @@ public enum CBORLimits {
 }
 
 /// Reads the initial byte and argument of a data item.
-@usableFromInline
 struct CBORHead {
     /// The major type, 0...7.
     var major: UInt8
@@ -55,13 +54,12 @@ struct CBORHead {
         default:
             throw CBORError(
                 .reservedAdditionalInfo, offset: offset,
-                message: "reserved additional information \(info) in initial byte 0x\(hex(initial))")
+                message: "reserved additional information \(info) in initial byte 0x\(cborHexByte(initial))")
         }
     }
 }
 
-@usableFromInline
-func hex(_ byte: UInt8) -> String {
+func cborHexByte(_ byte: UInt8) -> String {
     let digits = Array("0123456789abcdef")
     return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
 }
@@ -107,7 +105,7 @@ struct CBORParser {
         case 1:
             if head.isIndefinite { throw indefiniteNotAllowed(head, at: start) }
             if head.argument <= UInt64(Int64.max) { return .int(-1 - Int64(head.argument)) }
-            return .bignum(negative: true, magnitude: bigEndianBytes(head.argument))
+            return .bignum(negative: true, magnitude: cborBigEndianBytes(head.argument))
         case 2:
             if head.isIndefinite { return .bytes(try indefiniteBytes(start: start)) }
             return .bytes(try byteSlice(length: head.argument, start: start))
@@ -243,7 +241,7 @@ struct CBORParser {
 
     private func validatedText(offset: Int, length: Int) throws(CBORError) -> String {
         let raw = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
-        if let text = validateUTF8(raw) { return text }
+        if let text = cborValidatedUTF8String(raw) { return text }
         throw CBORError(.invalidUTF8, offset: offset, message: "text string is not valid UTF-8")
     }
 
@@ -260,8 +258,8 @@ struct CBORParser {
                     message: "simple value \(head.argument) must use the one-byte form")
             }
             return .simple(UInt8(head.argument))
-        case 25: return .float(doubleFromHalf(UInt16(head.argument)))
-        case 26: return .float(doubleFromSingle(UInt32(head.argument)))
+        case 25: return .float(cborDoubleFromHalf(UInt16(head.argument)))
+        case 26: return .float(cborDoubleFromSingle(UInt32(head.argument)))
         case 27: return .float(Double(bitPattern: head.argument))
         case 31: throw CBORError(.unexpectedBreak, offset: start, message: "break outside an indefinite-length item")
         default: return .simple(head.info)
@@ -270,8 +268,7 @@ struct CBORParser {
 }
 
 /// Validates UTF-8 (RFC 3629: no surrogates, no overlong forms) and makes a `String`.
-@usableFromInline
-func validateUTF8(_ raw: UnsafeRawBufferPointer) -> String? {
+func cborValidatedUTF8String(_ raw: UnsafeRawBufferPointer) -> String? {
     if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
         return String(validating: raw, as: UTF8.self)
     }
@@ -288,7 +285,7 @@ func validateUTF8(_ raw: UnsafeRawBufferPointer) -> String? {
 }
 
 /// The big-endian bytes of `value` without leading zeros.
-func bigEndianBytes(_ value: UInt64) -> [UInt8] {
+func cborBigEndianBytes(_ value: UInt64) -> [UInt8] {
     var bytes: [UInt8] = []
     var shift = (8 - value.leadingZeroBitCount / 8) * 8
     while shift > 0 {
@@ -299,7 +296,7 @@ func bigEndianBytes(_ value: UInt64) -> [UInt8] {
 }
 
 /// Widens an IEEE 754 half-precision value exactly, keeping NaN sign and payload.
-func doubleFromHalf(_ bits: UInt16) -> Double {
+func cborDoubleFromHalf(_ bits: UInt16) -> Double {
     let sign = UInt64(bits >> 15) << 63
     let exponent = Int(bits >> 10) & 0x1f
     let mantissa = UInt64(bits & 0x3ff)
@@ -315,7 +312,7 @@ func doubleFromHalf(_ bits: UInt16) -> Double {
 }
 
 /// Widens an IEEE 754 single-precision value exactly, keeping NaN sign and payload.
-func doubleFromSingle(_ bits: UInt32) -> Double {
+func cborDoubleFromSingle(_ bits: UInt32) -> Double {
     let single = Float(bitPattern: bits)
     guard single.isNaN else { return Double(single) }
     let sign = UInt64(bits >> 31) << 63
