@@ -74,7 +74,10 @@ final class DNSMasqServer: Sendable {
     }
 
     /// Starts dnsmasq on a free port and waits (bounded) until it answers.
-    static func start() async throws -> DNSMasqServer {
+    ///
+    /// - Parameter extraRecords: dnsmasq options added to ``records`` (for a test that needs records that depend
+    ///   on run-time values such as an ephemeral port). The instance lives until the test process exits.
+    static func start(extraRecords: [String] = []) async throws -> DNSMasqServer {
         guard let executable else { throw FixtureError("dnsmasq is not installed (apt-get install -y dnsmasq)") }
         for _ in 0..<5 {
             let port = try await freePort()
@@ -82,7 +85,7 @@ final class DNSMasqServer: Sendable {
                 "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--keep-in-foreground",
                 "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
                 "--user=\(getuid() == 0 ? "root" : NSUserName())", "--log-facility=-", "--quiet-dhcp",
-            ] + records
+            ] + records + extraRecords + ["--host-record=\(instanceName(port)),127.0.0.1"]
             // $0 is the dnsmasq path, "$@" its arguments. The background job's stdin is /dev/null.
             let script = "\"$0\" \"$@\" & child=$!; read _ignored; kill $child 2>/dev/null; wait $child"
             let guardian = try Guardian.spawn(["/bin/sh", "-c", script, executable] + arguments)
@@ -96,11 +99,15 @@ final class DNSMasqServer: Sendable {
         throw FixtureError("dnsmasq did not start answering on any port")
     }
 
-    /// Polls `ready.aemp.test` for at most about five seconds.
+    /// A name only the instance started for `port` serves, so a probe cannot be answered by another
+    /// test's dnsmasq that raced for the same port.
+    private static func instanceName(_ port: Int) -> String { "instance-\(getpid())-\(port).aemp.test" }
+
+    /// Polls this instance's own name for at most about five seconds.
     private func waitUntilAnswering() async -> Bool {
         let probe = resolver(timeout: .milliseconds(100), attempts: 1)
         for _ in 0..<50 {
-            if (try? await probe.addresses(for: "ready.aemp.test")) == [.ipv4Loopback] { return true }
+            if (try? await probe.addresses(for: Self.instanceName(port))) == [.ipv4Loopback] { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
