@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -113,6 +114,9 @@ final class DNSMasqServer: Sendable {
         return false
     }
 
+    /// Ports already given to a dnsmasq of this process: two servers starting at once never race for one port.
+    private static let handedOut = Mutex<Set<Int>>([])
+
     /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
     static func freePort() async throws -> Int {
         for _ in 0..<20 {
@@ -123,7 +127,7 @@ final class DNSMasqServer: Sendable {
                 .bind(host: "127.0.0.1", port: port).get()
             try? await tcp?.close()
             try await udp.close()
-            if tcp != nil, port > 1024 { return port }
+            if tcp != nil, port > 1024, handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
         throw FixtureError("no free port")
     }
