@@ -87,11 +87,14 @@ final class DNSMasqServer: Sendable {
                 "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
                 "--user=\(getuid() == 0 ? "root" : NSUserName())", "--log-facility=-", "--quiet-dhcp",
             ] + records + extraRecords + ["--host-record=\(instanceName(port)),127.0.0.1"]
-            // $0 is the dnsmasq path, "$@" its arguments. The background job's stdin is /dev/null.
-            let script = "\"$0\" \"$@\" & child=$!; read _ignored; kill $child 2>/dev/null; wait $child"
+            // $0 is the dnsmasq path, "$@" its arguments. Background jobs get /dev/null as stdin unless
+            // redirected, so the reader takes the pipe explicitly from fd 3.
+            // The shell exits as soon as dnsmasq does (e.g. its port was taken), so a failed start is seen at
+            // once; a background reader kills dnsmasq when this process closes the pipe.
+            let script = "exec 3<&0; \"$0\" \"$@\" </dev/null & child=$!; (read _ignored <&3; kill $child 2>/dev/null) & wait $child"
             let guardian = try Guardian.spawn(["/bin/sh", "-c", script, executable] + arguments)
             let server = DNSMasqServer(port: port)
-            if await server.waitUntilAnswering() {
+            if await server.waitUntilAnswering(while: { !guardian.hasExited }) {
                 Guardian.keep(guardian)
                 return server
             }
@@ -105,9 +108,9 @@ final class DNSMasqServer: Sendable {
     private static func instanceName(_ port: Int) -> String { "instance-\(getpid())-\(port).aemp.test" }
 
     /// Polls this instance's own name for at most about five seconds.
-    private func waitUntilAnswering() async -> Bool {
+    private func waitUntilAnswering(while running: () -> Bool) async -> Bool {
         let probe = resolver(timeout: .milliseconds(100), attempts: 1)
-        for _ in 0..<50 {
+        for _ in 0..<50 where running() {
             if (try? await probe.addresses(for: Self.instanceName(port))) == [.ipv4Loopback] { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -119,15 +122,19 @@ final class DNSMasqServer: Sendable {
 
     /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
     static func freePort() async throws -> Int {
-        for _ in 0..<20 {
-            let udp = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: 0).get()
-            let port = udp.localAddress?.port ?? 0
+        // Below Linux's ephemeral range (32768-60999): a port picked from inside it could be handed to
+        // another test's `bind(port: 0)` between this probe and dnsmasq's own bind.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            let port = Int.random(in: 20000..<32000, using: &generator)
+            guard let udp = try? await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: port).get()
+            else { continue }
             let tcp = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .bind(host: "127.0.0.1", port: port).get()
             try? await tcp?.close()
             try await udp.close()
-            if tcp != nil, port > 1024, handedOut.withLock({ $0.insert(port).inserted }) { return port }
+            if tcp != nil, handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
         throw FixtureError("no free port")
     }
@@ -175,6 +182,9 @@ struct Guardian {
         }
         return Guardian(pid: pid, stdinWriteEnd: fds[1])
     }
+
+    /// Whether the guardian (and so dnsmasq) has already exited; reaps it if so.
+    var hasExited: Bool { waitpid(pid, nil, WNOHANG) != 0 }
 
     /// Closes the guardian's stdin and waits (at most about three seconds) for it to finish.
     func stop() {

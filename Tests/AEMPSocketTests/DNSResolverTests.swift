@@ -151,19 +151,8 @@ struct DNSResolverDNSMasqTests {
 
     @Test func truncatedReplyRetriesOverTCP() async throws {
         // UDP says "truncated"; a TCP listener on the same port gives the full answer.
-        let udp = try await FakeUDPNameserver.start { query in
-            [FakeReply.answer(query, addresses: [], truncated: true)]
-        }
+        let (udp, tcp) = try await truncatingServerWithTCP(garbage: false)
         defer { Task { await udp.stop() } }
-        let tcp = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(DNSTCPFrameDecoder()), TCPAnswerer()
-                    )
-                }
-            }
-            .bind(host: "127.0.0.1", port: udp.port).get()
         defer { tcp.close(promise: nil) }
         #expect(try await udp.resolver().addresses(for: "x.aemp.test") == [ip("192.0.2.88")])
     }
@@ -202,19 +191,8 @@ struct DNSResolverDNSMasqTests {
     }
 
     @Test func malformedTCPReplyFailsAtOnce() async throws {
-        let udp = try await FakeUDPNameserver.start { query in
-            [FakeReply.answer(query, addresses: [], truncated: true)]
-        }
+        let (udp, tcp) = try await truncatingServerWithTCP(garbage: true)
         defer { Task { await udp.stop() } }
-        let tcp = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(DNSTCPFrameDecoder()), TCPAnswerer(garbage: true)
-                    )
-                }
-            }
-            .bind(host: "127.0.0.1", port: udp.port).get()
         defer { tcp.close(promise: nil) }
         // A long timeout: the bad TCP reply must end the query without waiting for it.
         await #expect(throws: SocketError(.protocolError)) {
@@ -288,4 +266,28 @@ private final class TCPAnswerer: ChannelInboundHandler {
         out.writeBytes(reply)
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
+}
+
+/// A UDP nameserver that always answers "truncated", plus a TCP answerer on the same port number.
+///
+/// The TCP bind needs the UDP server's port, which a concurrent test's TCP socket may hold at that
+/// moment, so a few UDP ports are tried (bounded).
+private func truncatingServerWithTCP(garbage: Bool) async throws -> (FakeUDPNameserver, any Channel) {
+    for _ in 0..<10 {
+        let udp = try await FakeUDPNameserver.start { query in
+            [FakeReply.answer(query, addresses: [], truncated: true)]
+        }
+        let tcp = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(DNSTCPFrameDecoder()), TCPAnswerer(garbage: garbage)
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: udp.port).get()
+        if let tcp { return (udp, tcp) }
+        await udp.stop()
+    }
+    throw FixtureError("no UDP port whose TCP twin was free")
 }
