@@ -87,18 +87,6 @@ enum PerlTyped {
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random values for property tests and cross-checks.
 struct RandomValues {
@@ -112,11 +100,11 @@ struct RandomValues {
         var negativeBignums = true
     }
 
-    var generator: SeededGenerator
+    var generator: SeededRandom
     var options = Options()
 
     init(seed: UInt64, options: Options = Options()) {
-        generator = SeededGenerator(seed: seed)
+        generator = SeededRandom(seed: seed)
         self.options = options
     }
 

@@ -1,3 +1,4 @@
+import AEMPTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -124,7 +125,7 @@ enum JSONCrossCheck {
             .array([.text("port"), .text("tag"), .int(1), .float(2.5), .map([(key: .text("a"), value: .text("b"))])]),
             .map([(key: .bytes(ByteBuffer(bytes: [0x68, 0xE9])), value: .int(1)), (key: .text("€"), value: .array([]))]),
         ]
-        var rng = JSONTestRandom(seed: seed)
+        var rng = SeededRandom(seed: seed)
         for _ in 0..<count { values.append(JSONTestKit.randomValue(&rng)) }
         return values
     }

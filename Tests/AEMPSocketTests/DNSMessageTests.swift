@@ -1,3 +1,4 @@
+import AEMPTestSupport
 import Testing
 
 @testable import AEMPSocket
@@ -117,17 +118,6 @@ import Testing
 }
 
 @Suite struct DNSSRVOrderTests {
-    /// A small deterministic generator (SplitMix64) so the statistics below are reproducible.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func prioritiesAscendAndAllRecordsKept() {
         let records = [
@@ -136,7 +126,7 @@ import Testing
             SRVRecord(priority: 10, weight: 9, port: 2, target: "b"),
             SRVRecord(priority: 30, weight: 0, port: 4, target: "d"),
         ]
-        var generator = SplitMix(state: 1)
+        var generator = SeededRandom(seed: 1)
         for _ in 0..<50 {
             let ordered = SRVRecord.rfc2782Order(records, using: &generator)
             #expect(ordered.map(\.priority) == [10, 10, 20, 30])
@@ -149,7 +139,7 @@ import Testing
         let heavy = SRVRecord(priority: 1, weight: 90, port: 1, target: "heavy")
         let light = SRVRecord(priority: 1, weight: 10, port: 2, target: "light")
         let zero = SRVRecord(priority: 1, weight: 0, port: 3, target: "zero")
-        var generator = SplitMix(state: 42)
+        var generator = SeededRandom(seed: 42)
         var heavyFirst = 0
         var zeroFirst = 0
         let rounds = 2000

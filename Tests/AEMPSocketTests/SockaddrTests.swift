@@ -1,3 +1,4 @@
+import AEMPTestSupport
 import AEMPSocket
 import Foundation
 import Testing
@@ -136,7 +137,7 @@ struct SockaddrVectorTests {
 struct SockaddrTests {
     @Test("pack then unpack round-trips for every address family")
     func roundTrip() throws {
-        var generator = AddressTestRandom(seed: 0x5eed_50c4)
+        var generator = SeededRandom(seed: 0x5eed_50c4)
         for _ in 0..<500 {
             let count = Bool.random(using: &generator) ? 4 : 16
             let address = try #require(IPAddress(bytes: (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }))
