@@ -1,0 +1,236 @@
+import DequeModule
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The loop-confined state of a ``Handle``: read buffer, read queue, write accounting and timers.
+///
+/// It is the channel's only handler (TLS and other protocol handlers would sit in front of it).
+/// Reading is driven by hand (`autoRead` off, one socket read per readable event, like Perl's read
+/// watcher); bytes that the channel delivers while the handle is not reading (NIO drains the socket
+/// when it sees the peer's end of file) wait in `stash`, which plays the kernel's receive buffer.
+final class HandleCore: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let channel: any Channel
+    let eventLoop: any EventLoop
+    /// The public face passed to callbacks. Weak: dropping the last user reference destroys.
+    weak var facade: Handle?
+
+    // Settings (Perl: the hash keys of the same name).
+    var readSize: Int
+    var maxReadSize: Int
+    var readBufferMax: Int?
+    var writeBufferMax: Int?
+    var lowWaterMark: Int
+    var autocork: Bool
+    var linger: Double
+    var peername: String?
+
+    // Callbacks.
+    var onError: ((Handle, HandleError) -> Void)?
+    var onRead: ((Handle) -> Void)?
+    var onEof: ((Handle) -> Void)?
+    var onDrain: DrainAction?
+    var onTimeout: [((Handle) -> Void)?] = [nil, nil, nil]
+    /// Called instead of trapping when a fatal error has no `onError` (tests only).
+    var uncaughtErrorHook: ((String) -> Void)?
+
+    // Read side.
+    var readBuffer: ByteBuffer
+    var readQueue: Deque<ReadEntry> = []
+    /// Perl `_rw`: the handle wants socket reads.
+    var reading = false
+    /// Perl `_eof`: end of file was read.
+    var sawEOF = false
+    /// Perl `_skip_drain_rbuf`: a drain is running.
+    var draining = false
+    /// Bumped whenever bytes leave the front of the read buffer, so readers can tell when their
+    /// scan positions went stale.
+    var readEpoch: UInt64 = 0
+    var stash: ByteBuffer?
+    /// How the emulated kernel buffer ends (first one wins).
+    var stashEnd: StashEnd?
+    var stashReadScheduled = false
+    var channelClosed = false
+
+    // Write side.
+    var inflight = 0
+    var corked: ByteBuffer?
+    var flushScheduled = false
+    var outputShut = false
+
+    // Timers (index: HandleTimeoutKind.rawValue).
+    var timeouts: [Double] = [0, 0, 0]
+    var activity: [NIODeadline]
+    var timers: [Scheduled<Void>?] = [nil, nil, nil]
+
+    var destroyed = false
+    var closeScheduled = false
+
+    enum DrainAction {
+        case user((Handle) -> Void)
+        case shutdown
+    }
+
+    enum StashEnd {
+        case eof
+        case error(HandleError)
+    }
+
+    struct ReadEntry {
+        let run: (HandleCore) -> Bool
+    }
+
+    init(channel: any Channel, options: HandleOptions) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.readSize = max(1, options.readSize)
+        self.maxReadSize = max(options.maxReadSize, 1)
+        if self.readSize > self.maxReadSize { self.maxReadSize = self.readSize }
+        self.readBufferMax = options.readBufferMax
+        self.writeBufferMax = options.writeBufferMax
+        self.lowWaterMark = options.lowWaterMark
+        self.autocork = options.autocork
+        self.linger = options.linger
+        self.peername = options.peername
+        self.onError = options.onError
+        self.onRead = options.onRead
+        self.onEof = options.onEof
+        self.onTimeout = [options.onTimeout, options.onReadTimeout, options.onWriteTimeout]
+        self.readBuffer = channel.allocator.buffer(capacity: 0)
+        let now = NIODeadline.now()
+        self.activity = [now, now, now]
+    }
+
+    /// Perl `_start`: the parts of construction that may call back.
+    func start(options: HandleOptions) {
+        configureChannel(options: options)
+        if options.timeout > 0 { setTimeout(.any, options.timeout) }
+        if options.readTimeout > 0 { setTimeout(.read, options.readTimeout) }
+        if options.writeTimeout > 0 { setTimeout(.write, options.writeTimeout) }
+        if let drain = options.onDrain { setOnDrain(.user(drain)) }
+        if !destroyed, onRead != nil || !readQueue.isEmpty { startRead() }
+    }
+
+    private func configureChannel(options: HandleOptions) {
+        guard let sync = channel.syncOptions else { return }
+        try? sync.setOption(ChannelOptions.autoRead, value: false)
+        try? sync.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        try? sync.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
+        try? sync.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
+        if options.noDelay { setSocketFlag(Int32(IPPROTO_TCP), Int32(TCP_NODELAY), true) }
+        if options.keepalive { setSocketFlag(SOL_SOCKET, SO_KEEPALIVE, true) }
+        if options.oobInline { setSocketFlag(SOL_SOCKET, SO_OOBINLINE, true) }
+    }
+
+    /// Sets a boolean socket option, ignoring sockets that do not support it (pipes, Unix sockets).
+    func setSocketFlag(_ level: Int32, _ name: Int32, _ on: Bool) {
+        let option = ChannelOptions.Types.SocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: level), name: NIOBSDSocket.Option(rawValue: name))
+        try? channel.syncOptions?.setOption(option, value: on ? 1 : 0)
+    }
+
+    /// The write buffer length (Perl: `length $handle->{wbuf}`).
+    var writeBufferLength: Int { inflight + (corked?.readableBytes ?? 0) }
+
+    // MARK: Errors
+
+    /// Perl `_error`: reports `error` and destroys the handle afterwards when fatal.
+    func reportError(_ error: HandleError) {
+        guard !destroyed else { return }
+        if let onError, let handle = facade {
+            onError(handle, error)
+            if error.isFatal { destroy() }
+        } else {
+            destroy()
+            let message = "AnyEvent::Handle uncaught error: \(error.message)"
+            if let hook = uncaughtErrorHook {
+                hook(message)
+            } else {
+                preconditionFailure(message)
+            }
+        }
+    }
+
+    static func mapError(_ error: any Error) -> HandleError {
+        if let io = error as? IOError {
+            return HandleError(.init(errno: io.errnoCode), fatal: true)
+        }
+        if let handleError = error as? HandleError { return handleError }
+        if let channelError = error as? ChannelError {
+            switch channelError {
+            case .ioOnClosedChannel, .outputClosed, .alreadyClosed, .eof:
+                return HandleError(.brokenPipe, fatal: true)
+            default:
+                return HandleError(.init(errno: EIO), message: "\(channelError)", fatal: true)
+            }
+        }
+        return HandleError(.init(errno: EIO), message: "\(error)", fatal: true)
+    }
+
+    // MARK: Destroy
+
+    /// Perl `destroy`: no callback runs afterwards; pending writes linger unless `linger` is 0.
+    func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        for index in 0..<3 {
+            timers[index]?.cancel()
+            timers[index] = nil
+        }
+        onError = nil
+        onRead = nil
+        onEof = nil
+        onDrain = nil
+        onTimeout = [nil, nil, nil]
+        readQueue.removeAll()
+        reading = false
+        readBuffer = channel.allocator.buffer(capacity: 0)
+        stash = nil
+        if linger > 0, writeBufferLength > 0, !channelClosed {
+            flushCorked()
+            if inflight > 0 {
+                let seconds = linger
+                eventLoop.assumeIsolated().scheduleTask(in: Self.amount(seconds)) { self.closeChannel() }
+                return
+            }
+        }
+        corked = nil
+        closeChannel()
+    }
+
+    func closeChannel() {
+        guard !closeScheduled else { return }
+        closeScheduled = true
+        channel.close(promise: nil)
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            receiveEOF()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        receiveError(Self.mapError(error))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        channelClosed = true
+        receiveEOF()
+    }
+}
+
+@available(*, unavailable)
+extension HandleCore: Sendable {}
