@@ -120,6 +120,14 @@ extension OracleRun {
                 let groups: [Any] = match.groups.map { self.bytes($0) }
                 done(["data": self.bytes(match.data), "groups": groups], data: Array(match.data.readableBytesView))(handle)
             }
+        case "tls_detect":
+            add(TLSDetectReader()) { handle, found in
+                let fields: Object = [
+                    "detect": found.isTLS ? "accept" : NSNull(), "major": found.major ?? NSNull(),
+                    "minor": found.minor ?? NSNull(),
+                ]
+                done(fields, data: nil)(handle)
+            }
         case "raw":
             let minimum = action["min"] as? Int ?? 0
             let take = action["take"] as? Int
