@@ -106,7 +106,7 @@ extension HandleCore {
                 if destroyed { return }
                 if !done {
                     if sawEOF {
-                        reportError(HandleError(.brokenPipe, fatal: true))
+                        reportEndOfFile()
                         return
                     }
                     readQueue.prepend(entry)
@@ -118,7 +118,7 @@ extension HandleCore {
                 if destroyed { return }
                 if length == readBuffer.readableBytes, readQueue.isEmpty, self.onRead != nil {
                     if sawEOF {
-                        reportError(HandleError(.brokenPipe, fatal: true))
+                        reportEndOfFile()
                         return
                     }
                     break
@@ -143,6 +143,13 @@ extension HandleCore {
         if !reading, onRead != nil || !readQueue.isEmpty {
             startRead()
         }
+    }
+
+    /// Perl's fatal `EPIPE` for an end of file that leaves a read unsatisfied.
+    func reportEndOfFile() {
+        var error = HandleError(.brokenPipe, fatal: true)
+        error.isEndOfFile = readBuffer.readableBytes == 0
+        reportError(error)
     }
 
     /// Perl `push_read` / `unshift_read`.

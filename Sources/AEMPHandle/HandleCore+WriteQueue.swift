@@ -1,9 +1,11 @@
+import DequeModule
 import NIOCore
 
 extension HandleCore {
     /// Perl `push_write` (raw bytes) followed by `_drain_wbuf`.
     func pushWrite(_ data: ByteBuffer) {
         guard !destroyed else { return }
+        queuedTotal &+= UInt64(data.readableBytes)
         let wasIdle = inflight == 0 && !flushScheduled
         if autocork {
             if corked == nil {
@@ -65,6 +67,11 @@ extension HandleCore {
 
     func writeCompleted(_ count: Int) {
         inflight -= count
+        writtenTotal &+= UInt64(count)
+        while let first = writeWaiters.first, first.target <= writtenTotal {
+            writeWaiters.removeFirst()
+            first.resume(nil)
+        }
         if destroyed {
             if inflight == 0 { closeChannel() }
             return

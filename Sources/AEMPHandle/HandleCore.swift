@@ -71,6 +71,12 @@ final class HandleCore: ChannelInboundHandler {
 
     var destroyed = false
     var closeScheduled = false
+    /// The fatal error that destroyed the handle, handed to async waiters.
+    var destroyError: HandleError?
+    var nextEntryID: UInt64 = 1
+    var queuedTotal: UInt64 = 0
+    var writtenTotal: UInt64 = 0
+    var writeWaiters: Deque<(target: UInt64, resume: (HandleError?) -> Void)> = []
 
     enum DrainAction {
         case user((Handle) -> Void)
@@ -84,6 +90,9 @@ final class HandleCore: ChannelInboundHandler {
 
     struct ReadEntry {
         let run: (HandleCore) -> Bool
+        /// For reads awaited through the async API: an id (to cancel) and how to fail the waiter.
+        var id: UInt64 = 0
+        var fail: ((any Error) -> Void)?
     }
 
     init(channel: any Channel, options: HandleOptions) {
@@ -135,6 +144,10 @@ final class HandleCore: ChannelInboundHandler {
         try? channel.syncOptions?.setOption(option, value: on ? 1 : 0)
     }
 
+    var hasAsyncWaiters: Bool {
+        !writeWaiters.isEmpty || readQueue.contains { $0.fail != nil }
+    }
+
     /// The write buffer length (Perl: `length $handle->{wbuf}`).
     var writeBufferLength: Int { inflight + (corked?.readableBytes ?? 0) }
 
@@ -143,9 +156,14 @@ final class HandleCore: ChannelInboundHandler {
     /// Perl `_error`: reports `error` and destroys the handle afterwards when fatal.
     func reportError(_ error: HandleError) {
         guard !destroyed else { return }
+        if error.isFatal { destroyError = error }
         if let onError, let handle = facade {
             onError(handle, error)
             if error.isFatal { destroy() }
+        } else if hasAsyncWaiters {
+            // An awaiting caller receives the error: no uncaught-error trap.
+            destroyError = error
+            destroy()
         } else {
             destroy()
             let message = "AnyEvent::Handle uncaught error: \(error.message)"
@@ -188,7 +206,13 @@ final class HandleCore: ChannelInboundHandler {
         onEof = nil
         onDrain = nil
         onTimeout = [nil, nil, nil]
+        let failure = destroyError ?? HandleError(.brokenPipe, message: "handle destroyed", fatal: true)
+        let waiting = readQueue
         readQueue.removeAll()
+        for entry in waiting { entry.fail?(failure) }
+        let writers = writeWaiters
+        writeWaiters.removeAll()
+        for waiter in writers { waiter.resume(failure) }
         reading = false
         readBuffer = channel.allocator.buffer(capacity: 0)
         stash = nil

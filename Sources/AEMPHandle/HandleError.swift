@@ -74,6 +74,9 @@ public struct HandleError: Error, Sendable, Equatable, CustomStringConvertible {
     /// so the same bad data errors again on the next arrival) or is removed (Perl's netstring with a
     /// bad terminator drops the string and lets later reads go on).
     public var keepsReader: Bool
+    /// Whether this is the clean end of the stream: end of file with a read outstanding and nothing
+    /// left in the read buffer (the async read sequence ends instead of throwing).
+    public var isEndOfFile: Bool = false
 
     /// Creates an error.
     /// - Parameters:

@@ -29,7 +29,7 @@ public struct HandleLine: Sendable, Hashable {
 /// A string end of line is a literal byte sequence; a ``HandleRegex`` end of line is matched as Perl
 /// does with `^(.*?)($eol)`, against the bytes that have arrived so far. Partial lines at the end of
 /// the stream are never returned. Searches resume where the previous call stopped.
-public struct LineReader: HandleReader {
+public struct LineReader: HandleReader, Sendable {
     enum Mode {
         case newline
         case literal([UInt8])

@@ -21,7 +21,7 @@ public struct HandleRegexMatch: Sendable, Hashable {
 /// of `reject` raises a non-fatal `EBADMSG` (the reader stays queued); otherwise a match of `skip`
 /// moves everything up to the end of that match out of the buffer into the pending result, so
 /// later attempts do not start from the beginning.
-public struct RegexReader: HandleReader {
+public struct RegexReader: HandleReader, Sendable {
     /// The accepting expression.
     public let accept: HandleRegex
     /// The rejecting expression, if any.
