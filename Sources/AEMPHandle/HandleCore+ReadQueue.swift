@@ -105,11 +105,12 @@ extension HandleCore {
                 let done = entry.run(self)
                 if destroyed { return }
                 if !done {
+                    // Back to the head first, so a destroy after the error sees (and fails) it.
+                    readQueue.prepend(entry)
                     if sawEOF {
                         reportEndOfFile()
                         return
                     }
-                    readQueue.prepend(entry)
                     break
                 }
             } else if let onRead {

@@ -1,0 +1,148 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import AEMPHandle
+
+/// Handle behaviour on real sockets and pipes: seed examples, errors, threading.
+@Suite("Handle on sockets")
+struct HandleTests {
+    @Test("the seed's EPP example: on_read with nested unshift_read")
+    func eppExample() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.onError = { _, error in got.add("error \(error)") }
+            options.onRead = { handle in
+                handle.unshiftRead(.chunk(4)) { handle, header in
+                    let length = Int(header.getInteger(at: header.readerIndex, as: UInt32.self)!)
+                    handle.unshiftRead(.chunk(length)) { _, body in got.add(String(buffer: body)) }
+                }
+            }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.peerWrite("\u{0}\u{0}\u{0}\u{5}hello\u{0}\u{0}")
+        fixture.peerWrite("\u{0}\u{3}abc")
+        #expect(got.wait(for: 2) == ["hello", "abc"])
+    }
+
+    @Test("the seed's OK + extra line example")
+    func okExtraLine() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.onError = { _, error in got.add("error \(error)") }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in
+            handle.pushWrite("request 1\r\n")
+            handle.pushRead(.line()) { handle, line in
+                got.add("resp1 \(line.string)")
+                if line.string == "OK" {
+                    handle.unshiftRead(.line()) { _, extra in got.add("extra \(extra.string)") }
+                }
+            }
+            handle.pushWrite("request 2\r\n")
+            handle.pushRead(.line()) { _, line in got.add("resp2 \(line.string)") }
+        }
+        fixture.peerWrite("OK\r\nmore\r\nDONE\r\n")
+        #expect(got.wait(for: 3) == ["resp1 OK", "extra more", "resp2 DONE"])
+        #expect(String(decoding: fixture.peerRead(count: 22).bytes, as: UTF8.self) == "request 1\r\nrequest 2\r\n")
+    }
+
+    @Test("a fatal error without onError goes to the uncaught-error trap")
+    func uncaught() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in
+            handle.core.uncaughtErrorHook = { got.add($0) }
+            handle.pushRead(.line()) { _, _ in got.add("line") }
+        }
+        shutdown(fixture.peer, Int32(SHUT_WR))
+        #expect(got.wait(for: 1) == ["AnyEvent::Handle uncaught error: Broken pipe"])
+        fixture.onLoop { handle in got.add("destroyed \(handle.isDestroyed)") }
+        #expect(got.all.last == "destroyed true")
+    }
+
+    @Test("calls from other threads hop to the loop; timeouts raise ETIMEDOUT")
+    func offLoop() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.onError = { handle, error in
+                got.add("\(error.code) fatal=\(error.isFatal)")
+                handle.setTimeout(0, kind: .read)
+            }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.handle.pushWrite("from a thread")
+        #expect(String(decoding: fixture.peerRead(count: 13).bytes, as: UTF8.self) == "from a thread")
+        fixture.handle.setTimeout(0.05, kind: .read)
+        #expect(got.wait(for: 1) == ["ETIMEDOUT fatal=false"])
+        fixture.handle.stopRead()
+        fixture.handle.startRead()
+        fixture.handle.resetTimeout()
+        fixture.handle.pushShutdown()
+        #expect(fixture.peerRead(count: 1).eof)
+    }
+
+    @Test("wbuf_max and rbuf_max raise a fatal ENOSPC")
+    func bufferLimits() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.autocork = true
+            options.writeBufferMax = 4
+            options.onError = { _, error in got.add("\(error.code) fatal=\(error.isFatal)") }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.handle.pushWrite("12345")
+        #expect(got.wait(for: 1) == ["ENOSPC fatal=true"])
+
+        let reads = Collector()
+        let second = try SocketPairFixture {
+            var options = HandleOptions()
+            options.readBufferMax = 2
+            options.onError = { _, error in reads.add("\(error.code)") }
+            options.onRead = { _ in reads.add("read") }
+            return options
+        }
+        defer { second.shutdown() }
+        second.peerWrite("abc")
+        #expect(reads.wait(for: 2) == ["read", "ENOSPC"])
+    }
+
+    @Test("settings read back on the loop")
+    func settings() throws {
+        let got = Collector()
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in
+            handle.readSize = 16
+            handle.maxReadSize = 64
+            handle.readBufferMax = 10
+            handle.writeBufferMax = 20
+            handle.lowWaterMark = 5
+            handle.autocork = true
+            handle.linger = 1
+            handle.peername = "example.org"
+            handle.setNoDelay(true)
+            handle.setKeepalive(true)
+            handle.setOOBInline(false)
+            handle.onEof(nil)
+            handle.onTimeout(.write, nil)
+            got.add("\(handle.readSize) \(handle.maxReadSize) \(handle.readBufferMax!) \(handle.writeBufferMax!)")
+            got.add("\(handle.lowWaterMark) \(handle.autocork) \(handle.linger) \(handle.peername!)")
+            handle.destroy()
+            handle.pushWrite("ignored")
+            got.add("\(handle.isDestroyed)")
+        }
+        #expect(got.all == ["16 64 10 20", "5 true 1.0 example.org", "true"])
+    }
+}
