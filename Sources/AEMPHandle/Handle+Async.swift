@@ -70,7 +70,7 @@ extension Handle {
 
     /// Writes the UTF-8 bytes of `string` and waits until they are handed to the operating system.
     public func write(_ string: String) async throws {
-        try await write(channel.allocator.buffer(string: string))
+        try await write(allocator.buffer(string: string))
     }
 
     /// An async sequence of typed reads that ends at a clean end of file.

@@ -20,10 +20,10 @@ import NIOCore
 /// Dropping the last reference destroys the handle (pending writes still go out, see
 /// ``HandleOptions/linger``).
 public final class Handle: Sendable {
-    /// The adopted channel.
-    public let channel: any Channel
     /// The event loop all callbacks run on.
     public let eventLoop: any EventLoop
+    /// The allocator for buffers written through this handle.
+    public let allocator: ByteBufferAllocator
     let bound: NIOLoopBound<HandleCore>
 
     /// Adopts a connected channel (empty pipeline, `autoRead` off) and starts the handle.
@@ -33,21 +33,24 @@ public final class Handle: Sendable {
     /// - Parameters:
     ///   - channel: a connected stream channel.
     ///   - options: settings and callbacks.
-    public init(channel: any Channel, options: HandleOptions = HandleOptions()) {
-        channel.eventLoop.preconditionInEventLoop()
-        self.channel = channel
-        self.eventLoop = channel.eventLoop
-        let core = HandleCore(channel: channel, options: options)
-        self.bound = NIOLoopBound(core, eventLoop: channel.eventLoop)
-        core.facade = self
-        do {
-            try channel.pipeline.syncOperations.addHandler(core)
-        } catch {
-            core.destroyed = true
-            return
-        }
-        core.start(options: options)
+    public convenience init(channel: any Channel, options: HandleOptions = HandleOptions()) {
+        self.init(unattachedOn: channel.eventLoop, allocator: channel.allocator, options: options)
+        core.attach(channel)
     }
+
+    /// A handle without a channel yet (the `connect:` form): reads and writes queue up, nothing
+    /// drains, no timer runs, until ``HandleCore/attach(_:)``. Must be called on `eventLoop`.
+    init(unattachedOn eventLoop: any EventLoop, allocator: ByteBufferAllocator, options: HandleOptions) {
+        eventLoop.preconditionInEventLoop()
+        self.eventLoop = eventLoop
+        self.allocator = allocator
+        let core = HandleCore(eventLoop: eventLoop, allocator: allocator, options: options)
+        self.bound = NIOLoopBound(core, eventLoop: eventLoop)
+        core.facade = self
+    }
+
+    /// The adopted channel (Perl: `fh`); `nil` while connecting. Loop only.
+    public var channel: (any Channel)? { core.channel }
 
     deinit {
         let bound = self.bound
@@ -82,18 +85,18 @@ public final class Handle: Sendable {
 
     /// Queues the UTF-8 bytes of `string`. Perl: `push_write ($data)`.
     public func pushWrite(_ string: String) {
-        pushWrite(channel.allocator.buffer(string: string))
+        pushWrite(allocator.buffer(string: string))
     }
 
     /// Queues `bytes`. Perl: `push_write ($data)`.
     public func pushWrite(bytes: some Sequence<UInt8>) {
-        pushWrite(channel.allocator.buffer(bytes: bytes))
+        pushWrite(allocator.buffer(bytes: bytes))
     }
 
     /// Encodes a value with a write type and queues it. Perl: `push_write (type => @args)`.
     /// - Throws: the writer's ``HandleError``; nothing is queued then.
     public func pushWrite(_ writer: some HandleWriter) throws(HandleError) {
-        var buffer = channel.allocator.buffer(capacity: 64)
+        var buffer = allocator.buffer(capacity: 64)
         try writer.write(into: &buffer)
         pushWrite(buffer)
     }

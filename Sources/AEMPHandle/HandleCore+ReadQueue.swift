@@ -55,7 +55,7 @@ extension HandleCore {
     /// Changes the size of the next socket reads.
     func setReadSize(_ size: Int) {
         readSize = max(1, size)
-        try? channel.syncOptions?.setOption(
+        try? channel?.syncOptions?.setOption(
             ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
     }
 
@@ -87,7 +87,7 @@ extension HandleCore {
             guard !stashReadScheduled else { return }
             stashReadScheduled = true
             eventLoop.assumeIsolated().execute { self.stashRead() }
-        } else if !channelClosed {
+        } else if !channelClosed, let channel {
             channel.read()
         }
     }
@@ -96,7 +96,8 @@ extension HandleCore {
 
     /// Perl `_drain_rbuf`: serves the read queue, then `on_read`, then end of file and `rbuf_max`.
     func drainReadBuffer() {
-        guard !draining, !destroyed else { return }
+        // No draining before the channel is attached (Perl: `_skip_drain_rbuf` while connecting).
+        guard !draining, !destroyed, channel != nil else { return }
         draining = true
         defer { draining = false }
         while true {
@@ -205,7 +206,7 @@ extension HandleCore {
 
     /// Perl `start_read`.
     func startRead() {
-        guard !reading, !sawEOF, !destroyed else { return }
+        guard !reading, !sawEOF, !destroyed, channel != nil else { return }
         reading = true
         scheduleNextRead()
     }

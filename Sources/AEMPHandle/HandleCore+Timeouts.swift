@@ -22,7 +22,7 @@ extension HandleCore {
     /// Fires the timeout when it is due, then arms the timer for the next check.
     func checkTimeout(_ kind: HandleTimeoutKind) {
         let index = kind.rawValue
-        guard !destroyed, timeouts[index] > 0 else {
+        guard !destroyed, timeouts[index] > 0, channel != nil else {
             timers[index]?.cancel()
             timers[index] = nil
             return

@@ -2,36 +2,51 @@ import DequeModule
 import NIOCore
 
 extension HandleCore {
+    /// Buffers at least this large go to the channel directly behind an outstanding write instead of
+    /// being copied into the pending buffer.
+    static let directWriteThreshold = 64 * 1024
+
     /// Perl `push_write` (raw bytes) followed by `_drain_wbuf`.
+    ///
+    /// Without autocork and with nothing outstanding, the bytes are written at once (a completed write
+    /// calls `on_drain` before this returns). Otherwise they join the pending buffer, which goes out in
+    /// one write when the outstanding write completes (or on the next loop tick with autocork).
     func pushWrite(_ data: ByteBuffer) {
         guard !destroyed else { return }
         queuedTotal &+= UInt64(data.readableBytes)
-        let wasIdle = inflight == 0 && !flushScheduled
-        if autocork {
-            if corked == nil {
-                corked = data
-            } else {
-                var data = data
-                corked!.writeBuffer(&data)
-            }
-            if wasIdle {
-                flushScheduled = true
-                eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
-            }
-        } else if wasIdle, corked == nil {
-            send(data)
-        } else if corked == nil {
-            // A write is outstanding: queue behind it, as Perl appends to wbuf.
-            send(data)
+        guard channel != nil else {
+            appendPending(data)
             return
+        }
+        // Perl's `_ww`: a write is outstanding or scheduled.
+        let writing = inflight > 0 || flushScheduled || corked != nil
+        if writing {
+            if corked == nil, !flushScheduled, data.readableBytes >= Self.directWriteThreshold {
+                send(data)
+            } else {
+                appendPending(data)
+            }
+            return
+        }
+        if autocork {
+            appendPending(data)
+            flushScheduled = true
+            eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+        } else {
+            send(data)
+        }
+        if destroyed { return }
+        if let limit = writeBufferMax, limit < writeBufferLength {
+            reportError(HandleError(.noSpace, fatal: true))
+        }
+    }
+
+    private func appendPending(_ data: ByteBuffer) {
+        if corked == nil {
+            corked = data
         } else {
             var data = data
             corked!.writeBuffer(&data)
-            return
-        }
-        if destroyed || !wasIdle { return }
-        if let limit = writeBufferMax, limit < writeBufferLength {
-            reportError(HandleError(.noSpace, fatal: true))
         }
     }
 
@@ -48,6 +63,10 @@ extension HandleCore {
             case .failure(let error):
                 self.writeFailed(count, error)
             }
+        }
+        guard let channel else {
+            promise.fail(ChannelError.ioOnClosedChannel)
+            return
         }
         channel.writeAndFlush(data, promise: promise)
     }
@@ -80,7 +99,9 @@ extension HandleCore {
         activity[HandleTimeoutKind.any.rawValue] = now
         activity[HandleTimeoutKind.write.rawValue] = now
         if inflight == 0, corked != nil, !flushScheduled {
+            // The pending bytes go out as one write; its completion decides about on_drain.
             flushCorked()
+            return
         }
         if onDrain != nil, lowWaterMark >= writeBufferLength {
             callDrain()
@@ -126,7 +147,7 @@ extension HandleCore {
 
     /// Perl `shutdown $fh, 1`.
     func shutdownOutput() {
-        guard !outputShut, !channelClosed else { return }
+        guard !outputShut, !channelClosed, let channel else { return }
         outputShut = true
         channel.close(mode: .output, promise: nil)
     }

@@ -16,8 +16,10 @@ import Darwin
 final class HandleCore: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    let channel: any Channel
+    /// The adopted channel; `nil` until connected (Perl: `fh`).
+    var channel: (any Channel)?
     let eventLoop: any EventLoop
+    let allocator: ByteBufferAllocator
     /// The public face passed to callbacks. Weak: dropping the last user reference destroys.
     weak var facade: Handle?
 
@@ -30,6 +32,7 @@ final class HandleCore: ChannelInboundHandler {
     var autocork: Bool
     var linger: Double
     var peername: String?
+    var socketFlags: (noDelay: Bool, keepalive: Bool, oobInline: Bool)
 
     // Callbacks.
     var onError: ((Handle, HandleError) -> Void)?
@@ -95,9 +98,10 @@ final class HandleCore: ChannelInboundHandler {
         var fail: ((any Error) -> Void)?
     }
 
-    init(channel: any Channel, options: HandleOptions) {
-        self.channel = channel
-        self.eventLoop = channel.eventLoop
+    /// Stores settings and callbacks; nothing runs until ``attach(_:)``.
+    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, options: HandleOptions) {
+        self.eventLoop = eventLoop
+        self.allocator = allocator
         self.readSize = max(1, options.readSize)
         self.maxReadSize = max(options.maxReadSize, 1)
         if self.readSize > self.maxReadSize { self.maxReadSize = self.readSize }
@@ -107,41 +111,58 @@ final class HandleCore: ChannelInboundHandler {
         self.autocork = options.autocork
         self.linger = options.linger
         self.peername = options.peername
+        self.socketFlags = (options.noDelay, options.keepalive, options.oobInline)
         self.onError = options.onError
         self.onRead = options.onRead
         self.onEof = options.onEof
+        self.onDrain = options.onDrain.map { .user($0) }
         self.onTimeout = [options.onTimeout, options.onReadTimeout, options.onWriteTimeout]
-        self.readBuffer = channel.allocator.buffer(capacity: 0)
+        self.timeouts = [options.timeout, options.readTimeout, options.writeTimeout]
+        self.readBuffer = allocator.buffer(capacity: 0)
         let now = NIODeadline.now()
         self.activity = [now, now, now]
     }
 
-    /// Perl `_start`: the parts of construction that may call back.
-    func start(options: HandleOptions) {
-        configureChannel(options: options)
-        if options.timeout > 0 { setTimeout(.any, options.timeout) }
-        if options.readTimeout > 0 { setTimeout(.read, options.readTimeout) }
-        if options.writeTimeout > 0 { setTimeout(.write, options.writeTimeout) }
-        if let drain = options.onDrain { setOnDrain(.user(drain)) }
+    /// Adopts the connected channel and runs Perl's `_start`: socket options, timeouts, `on_drain`,
+    /// reading when a reader is waiting, and writing what was queued while connecting.
+    /// - Returns: `false` when the channel could not take the handler.
+    @discardableResult
+    func attach(_ channel: any Channel) -> Bool {
+        do {
+            try channel.pipeline.syncOperations.addHandler(self)
+        } catch {
+            destroyed = true
+            return false
+        }
+        self.channel = channel
+        configureChannel()
+        let now = NIODeadline.now()
+        activity = [now, now, now]
+        for kind in HandleTimeoutKind.allCases where timeouts[kind.rawValue] > 0 {
+            setTimeout(kind, timeouts[kind.rawValue])
+        }
+        if let drain = onDrain { setOnDrain(drain) }
         if !destroyed, onRead != nil || !readQueue.isEmpty { startRead() }
+        if !destroyed, corked != nil, !flushScheduled, inflight == 0 { flushCorked() }
+        return true
     }
 
-    private func configureChannel(options: HandleOptions) {
-        guard let sync = channel.syncOptions else { return }
+    private func configureChannel() {
+        guard let sync = channel?.syncOptions else { return }
         try? sync.setOption(ChannelOptions.autoRead, value: false)
         try? sync.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         try? sync.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
         try? sync.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
-        if options.noDelay { setSocketFlag(Int32(IPPROTO_TCP), Int32(TCP_NODELAY), true) }
-        if options.keepalive { setSocketFlag(SOL_SOCKET, SO_KEEPALIVE, true) }
-        if options.oobInline { setSocketFlag(SOL_SOCKET, SO_OOBINLINE, true) }
+        if socketFlags.noDelay { setSocketFlag(Int32(IPPROTO_TCP), Int32(TCP_NODELAY), true) }
+        if socketFlags.keepalive { setSocketFlag(SOL_SOCKET, SO_KEEPALIVE, true) }
+        if socketFlags.oobInline { setSocketFlag(SOL_SOCKET, SO_OOBINLINE, true) }
     }
 
     /// Sets a boolean socket option, ignoring sockets that do not support it (pipes, Unix sockets).
     func setSocketFlag(_ level: Int32, _ name: Int32, _ on: Bool) {
         let option = ChannelOptions.Types.SocketOption(
             level: NIOBSDSocket.OptionLevel(rawValue: level), name: NIOBSDSocket.Option(rawValue: name))
-        try? channel.syncOptions?.setOption(option, value: on ? 1 : 0)
+        try? channel?.syncOptions?.setOption(option, value: on ? 1 : 0)
     }
 
     var hasAsyncWaiters: Bool {
@@ -214,7 +235,7 @@ final class HandleCore: ChannelInboundHandler {
         writeWaiters.removeAll()
         for waiter in writers { waiter.resume(failure) }
         reading = false
-        readBuffer = channel.allocator.buffer(capacity: 0)
+        readBuffer = allocator.buffer(capacity: 0)
         stash = nil
         if linger > 0, writeBufferLength > 0, !channelClosed {
             flushCorked()
@@ -231,7 +252,7 @@ final class HandleCore: ChannelInboundHandler {
     func closeChannel() {
         guard !closeScheduled else { return }
         closeScheduled = true
-        channel.close(promise: nil)
+        channel?.close(promise: nil)
     }
 
     // MARK: ChannelInboundHandler

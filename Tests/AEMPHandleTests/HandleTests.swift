@@ -145,4 +145,43 @@ struct HandleTests {
         }
         #expect(got.all == ["16 64 10 20", "5 true 1.0 example.org", "true"])
     }
+
+    @Test("reads and writes queue up before the channel is attached (the connect: form)")
+    func queuedBeforeAttach() throws {
+        let got = Collector()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let pair = try Bench.makePair(tcp: false)
+        defer { close(pair.peer) }
+        let channel = try ClientBootstrap(group: group)
+            .channelOption(ChannelOptions.autoRead, value: false)
+            .withConnectedSocket(pair.handle).wait()
+        let box = try group.next().submit { () -> Handle in
+            var options = HandleOptions()
+            options.onDrain = { _ in got.add("drain") }
+            options.readTimeout = 0.01
+            options.onReadTimeout = { handle in
+                got.add("timeout")
+                handle.setTimeout(0, kind: .read)
+            }
+            let handle = Handle(unattachedOn: channel.eventLoop, allocator: channel.allocator, options: options)
+            handle.pushWrite("early")
+            handle.pushRead(.line()) { _, line in got.add("line \(line.string)") }
+            got.add("queued \(handle.writeBufferLength) \(handle.channel == nil)")
+            return handle
+        }.wait()
+        _ = Bench.writeAll(pair.peer, Array("hi\n".utf8))
+        usleep(30_000)
+        #expect(got.all == ["queued 5 true"])
+        _ = try group.next().submit { box.core.attach(channel) }.wait()
+        got.wait(for: 4)
+        #expect(got.all.prefix(3) == ["queued 5 true", "drain", "line hi"])
+        var received: [UInt8] = []
+        for _ in 0..<100 where received.count < 5 {
+            received += Bench.readAvailable(pair.peer).bytes
+            usleep(1000)
+        }
+        #expect(received == Array("early".utf8))
+        box.destroy()
+    }
 }
