@@ -156,6 +156,15 @@ public final class Handle: Sendable {
         core.consume(count)
     }
 
+    /// Direct access to the read buffer (Perl: the `$handle->{rbuf}` lvalue), for `onRead` and raw
+    /// reads. Only remove bytes from the front (read or move the reader index); never append. Loop only.
+    public func withReadBuffer<T>(_ body: (inout ByteBuffer) throws -> T) rethrows -> T {
+        let core = self.core
+        let before = core.readBuffer.readerIndex
+        defer { if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 } }
+        return try body(&core.readBuffer)
+    }
+
     /// Empties the read buffer (Perl: `$handle->{rbuf} = ""`). Loop only.
     public func consumeAll() {
         core.consume(core.readBuffer.readableBytes)

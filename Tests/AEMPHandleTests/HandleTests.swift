@@ -15,6 +15,8 @@ struct HandleTests {
             var options = HandleOptions()
             options.onError = { _, error in got.add("error \(error)") }
             options.onRead = { handle in
+                let peek = handle.withReadBuffer { $0.readableBytes }
+                guard peek > 0 else { return }
                 handle.unshiftRead(.chunk(4)) { handle, header in
                     let length = Int(header.getInteger(at: header.readerIndex, as: UInt32.self)!)
                     handle.unshiftRead(.chunk(length)) { _, body in got.add(String(buffer: body)) }
