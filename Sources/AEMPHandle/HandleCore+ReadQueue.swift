@@ -43,6 +43,10 @@ extension HandleCore {
         if readBuffer.readableBytes == 0 {
             readBuffer = data
         } else {
+            // Keep a long-lived buffer from growing: move a small leftover to the front first.
+            if readBuffer.readerIndex >= 4096, readBuffer.readerIndex > readBuffer.readableBytes {
+                readBuffer.discardReadBytes()
+            }
             var data = data
             readBuffer.writeBuffer(&data)
         }

@@ -186,4 +186,34 @@ struct HandleTests {
         #expect(received == Array("early".utf8))
         box.destroy()
     }
+
+    @Test("many lines across read boundaries, then a bulk chunk")
+    func volume() async throws {
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.readSize = 64
+            return options
+        }
+        defer { fixture.shutdown() }
+        let count = 5000
+        let peer = fixture.peer
+        let writer = Thread {
+            var text = ""
+            for index in 0..<count { text += String(repeating: "x", count: index % 150) + " \(index)\r\n" }
+            _ = Bench.writeAll(peer, Array(text.utf8))
+            _ = Bench.writeAll(peer, [UInt8](repeating: 0x5a, count: 1 << 20))
+        }
+        writer.start()
+        var seen = 0
+        for try await line in fixture.handle.reads(.line()) {
+            #expect(line.string.hasSuffix(" \(seen)"))
+            #expect(line.eol == ByteBuffer(string: "\r\n"))
+            seen += 1
+            if seen == count { break }
+        }
+        #expect(seen == count)
+        let bulk = try await fixture.handle.read(.chunk(1 << 20))
+        #expect(bulk.readableBytes == 1 << 20)
+        #expect(bulk.readableBytesView.allSatisfy { $0 == 0x5a })
+    }
 }
