@@ -170,7 +170,18 @@ final class HandleCore: ChannelInboundHandler {
     }
 
     /// The write buffer length (Perl: `length $handle->{wbuf}`).
-    var writeBufferLength: Int { inflight + (corked?.readableBytes ?? 0) }
+    ///
+    /// Bytes handed to the channel count until the socket took them: the channel reports what a
+    /// partial write left behind.
+    var writeBufferLength: Int {
+        var outstanding = inflight
+        if inflight > 0, let sync = channel?.syncOptions,
+            let buffered = try? sync.getOption(ChannelOptions.bufferedWritableBytes)
+        {
+            outstanding = min(inflight, buffered)
+        }
+        return outstanding + (corked?.readableBytes ?? 0)
+    }
 
     // MARK: Errors
 

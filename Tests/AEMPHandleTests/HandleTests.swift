@@ -216,4 +216,25 @@ struct HandleTests {
         #expect(bulk.readableBytes == 1 << 20)
         #expect(bulk.readableBytesView.allSatisfy { $0 == 0x5a })
     }
+
+    @Test("wbuf_max counts only what the socket has not taken yet")
+    func writeBufferMaxAfterPartialWrite() throws {
+        let got = Collector()
+        let size = 2 << 20
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.writeBufferMax = size - 1
+            options.onError = { _, error in got.add("\(error.code)") }
+            options.onDrain = { handle in got.add("drain \(handle.writeBufferLength)") }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in
+            handle.pushWrite(bytes: [UInt8](repeating: 1, count: size))
+            got.add("pending \(handle.writeBufferLength > 0 && handle.writeBufferLength < size)")
+        }
+        #expect(fixture.peerRead(count: size, seconds: 10).bytes.count == size)
+        got.wait(for: 3)
+        #expect(got.all == ["drain 0", "pending true", "drain 0"])
+    }
 }
