@@ -28,6 +28,15 @@ extension HandleCore {
             return
         }
         let now = NIODeadline.now()
+        if kind != .read, inflight > 0 {
+            let outstanding = channelOutstanding
+            if outstanding < writeProgressMark {
+                // The socket took part of a pending write since the last look: that is activity.
+                writeProgressMark = outstanding
+                activity[HandleTimeoutKind.any.rawValue] = now
+                activity[HandleTimeoutKind.write.rawValue] = now
+            }
+        }
         var after = activity[index] + Self.amount(timeouts[index]) - now
         if after <= .zero {
             activity[index] = now

@@ -69,6 +69,7 @@ extension HandleCore {
             return
         }
         channel.writeAndFlush(data, promise: promise)
+        if !destroyed { writeProgressMark = channelOutstanding }
     }
 
     /// The autocork tick: everything written since the last tick goes out in one write.
@@ -98,6 +99,7 @@ extension HandleCore {
         let now = NIODeadline.now()
         activity[HandleTimeoutKind.any.rawValue] = now
         activity[HandleTimeoutKind.write.rawValue] = now
+        writeProgressMark = channelOutstanding
         if inflight == 0, corked != nil, !flushScheduled {
             // The pending bytes go out as one write; its completion decides about on_drain.
             flushCorked()

@@ -64,6 +64,9 @@ final class HandleCore: ChannelInboundHandler {
     // Write side.
     var inflight = 0
     var corked: ByteBuffer?
+    /// ``channelOutstanding`` when write activity was last recorded: partial writes in between count
+    /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
+    var writeProgressMark = 0
     var flushScheduled = false
     var outputShut = false
 
@@ -173,14 +176,14 @@ final class HandleCore: ChannelInboundHandler {
     ///
     /// Bytes handed to the channel count until the socket took them: the channel reports what a
     /// partial write left behind.
-    var writeBufferLength: Int {
-        var outstanding = inflight
-        if inflight > 0, let sync = channel?.syncOptions,
+    var writeBufferLength: Int { channelOutstanding + (corked?.readableBytes ?? 0) }
+
+    /// Bytes handed to the channel that the socket has not taken yet.
+    var channelOutstanding: Int {
+        guard inflight > 0, let sync = channel?.syncOptions,
             let buffered = try? sync.getOption(ChannelOptions.bufferedWritableBytes)
-        {
-            outstanding = min(inflight, buffered)
-        }
-        return outstanding + (corked?.readableBytes ?? 0)
+        else { return inflight }
+        return min(inflight, buffered)
     }
 
     // MARK: Errors

@@ -237,4 +237,29 @@ struct HandleTests {
         got.wait(for: 3)
         #expect(got.all == ["drain 0", "pending true", "drain 0"])
     }
+
+    @Test("partial progress of a large write counts as write activity")
+    func slowReaderKeepsWriteTimeoutQuiet() throws {
+        let got = Collector()
+        let size = 1 << 20
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.writeTimeout = 0.15
+            options.onWriteTimeout = { _ in got.add("wtimeout") }
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in handle.pushWrite(bytes: [UInt8](repeating: 2, count: size)) }
+        var received = 0
+        let deadline = Date().addingTimeInterval(10)
+        while received < size, Date() < deadline {
+            var chunk = [UInt8](repeating: 0, count: 32768)
+            let count = read(fixture.peer, &chunk, chunk.count)
+            if count > 0 { received += count }
+            usleep(10_000)
+        }
+        #expect(received == size)
+        #expect(got.all.isEmpty)
+        fixture.handle.setTimeout(0, kind: .write)
+    }
 }
