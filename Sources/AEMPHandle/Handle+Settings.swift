@@ -81,7 +81,7 @@ extension Handle {
     /// `onDrain` runs while the write buffer holds at most this many bytes. Perl: `low_water_mark`.
     public var lowWaterMark: Int {
         get { core.lowWaterMark }
-        set { core.lowWaterMark = newValue }
+        set { core.setLowWaterMark(newValue) }
     }
 
     /// Write on the next loop iteration, coalescing writes. Perl: `autocork`.

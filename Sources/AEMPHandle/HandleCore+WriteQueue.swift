@@ -140,6 +140,18 @@ extension HandleCore {
         }
     }
 
+    /// Perl `low_water_mark`: also tells the channel to report writability at that level.
+    func setLowWaterMark(_ value: Int) {
+        lowWaterMark = max(0, value)
+        applyLowWaterMark()
+    }
+
+    func applyLowWaterMark() {
+        guard lowWaterMark > 0, lowWaterMark < Int.max - 1, let sync = channel?.syncOptions else { return }
+        let mark = ChannelOptions.Types.WriteBufferWaterMark(low: lowWaterMark + 1, high: lowWaterMark + 1)
+        try? sync.setOption(ChannelOptions.writeBufferWaterMark, value: mark)
+    }
+
     /// Perl `push_shutdown`: shut the write side down once the buffer is empty.
     func pushShutdown() {
         guard !destroyed else { return }

@@ -156,6 +156,7 @@ final class HandleCore: ChannelInboundHandler {
         try? sync.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         try? sync.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
         try? sync.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
+        applyLowWaterMark()
         if socketFlags.noDelay { setSocketFlag(Int32(IPPROTO_TCP), Int32(TCP_NODELAY), true) }
         if socketFlags.keepalive { setSocketFlag(SOL_SOCKET, SO_KEEPALIVE, true) }
         if socketFlags.oobInline { setSocketFlag(SOL_SOCKET, SO_OOBINLINE, true) }
@@ -283,6 +284,15 @@ final class HandleCore: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         receiveError(Self.mapError(error))
+    }
+
+    /// With a low water mark, the channel reports when a pending write shrank to it (Perl calls
+    /// `on_drain` after each `syswrite` that leaves at most `low_water_mark` bytes).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard context.channel.isWritable, !destroyed, lowWaterMark > 0, onDrain != nil,
+            lowWaterMark >= writeBufferLength
+        else { return }
+        callDrain()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

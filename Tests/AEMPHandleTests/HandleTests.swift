@@ -262,4 +262,24 @@ struct HandleTests {
         #expect(got.all.isEmpty)
         fixture.handle.setTimeout(0, kind: .write)
     }
+
+    @Test("with a low water mark, onDrain runs while a large write is still pending")
+    func lowWaterMarkDuringLargeWrite() throws {
+        let got = Collector()
+        let size = 2 << 20
+        let fixture = try SocketPairFixture {
+            var options = HandleOptions()
+            options.lowWaterMark = 256 * 1024
+            return options
+        }
+        defer { fixture.shutdown() }
+        fixture.onLoop { handle in
+            handle.pushWrite(bytes: [UInt8](repeating: 3, count: size))
+            handle.onDrain { handle in got.add(handle.writeBufferLength > 0 ? "early" : "done") }
+        }
+        #expect(fixture.peerRead(count: size, seconds: 10).bytes.count == size)
+        got.wait(for: 2)
+        #expect(got.all.first == "early")
+        #expect(got.all.last == "done")
+    }
 }
