@@ -61,7 +61,9 @@ extension Handle {
                     if let error { continuation.resume(throwing: error) } else { continuation.resume() }
                 }))
                 core.pushWrite(data)
-                if !core.destroyed, core.writtenTotal >= target, let index = core.writeWaiters.firstIndex(where: { $0.target == target }) {
+                if !core.destroyed, core.writtenTotal >= target,
+                    let index = core.writeWaiters.firstIndex(where: { $0.target == target })
+                {
                     core.writeWaiters.remove(at: index).resume(nil)
                 }
             }

@@ -115,10 +115,12 @@ extension OracleRun {
                 Issue.record("bad accept regex")
                 return
             }
-            let reader = RegexReader(accept: accept, reject: Self.regex(action["reject"]), skip: Self.regex(action["skip"]))
+            let reader = RegexReader(
+                accept: accept, reject: Self.regex(action["reject"]), skip: Self.regex(action["skip"]))
             add(reader) { handle, match in
                 let groups: [Any] = match.groups.map { self.bytes($0) }
-                done(["data": self.bytes(match.data), "groups": groups], data: Array(match.data.readableBytesView))(handle)
+                let data = Array(match.data.readableBytesView)
+                done(["data": self.bytes(match.data), "groups": groups], data: data)(handle)
             }
         case "tls_detect":
             add(TLSDetectReader()) { handle, found in
@@ -134,7 +136,9 @@ extension OracleRun {
             let entry: (Handle) -> Bool = { [unowned self] handle in
                 let ready = handle.readBuffer.readableBytes >= minimum
                 self.depth += 1
-                self.record(["ev": "read", "id": id, "type": "raw", "rbuf": self.bytes(handle.readBuffer), "done": ready])
+                self.record([
+                    "ev": "read", "id": id, "type": "raw", "rbuf": self.bytes(handle.readBuffer), "done": ready,
+                ])
                 guard ready else {
                     self.depth -= 1
                     return false

@@ -60,7 +60,9 @@ struct OracleTests {
         let (events, final) = try OracleRun(scenario).run()
         let actual = events.map { Oracle.text(Oracle.canonicalize($0)) }
         let actualFinal = Oracle.text(Oracle.canonicalize(final))
-        #expect(actual == expected, "\(name) events:\nexpected:\n\(expected.joined(separator: "\n"))\nactual:\n\(actual.joined(separator: "\n"))")
+        let expectedText = expected.joined(separator: "\n")
+        let actualText = actual.joined(separator: "\n")
+        #expect(actual == expected, "\(name) events:\nexpected:\n\(expectedText)\nactual:\n\(actualText)")
         #expect(actualFinal == expectedFinal, "\(name) final:\nexpected: \(expectedFinal)\nactual:   \(actualFinal)")
     }
 
@@ -69,7 +71,8 @@ struct OracleTests {
         let skipped = Self.scenarios.filter { Self.skipReason($0) != nil }
         var byReason: [String: Int] = [:]
         for scenario in skipped { byReason[Self.skipReason(scenario)!, default: 0] += 1 }
-        print("oracle: \(Self.scenarios.count) scenarios, \(skipped.count) skipped, \(Self.deviations.count) deviations")
+        let total = Self.scenarios.count
+        print("oracle: \(total) scenarios, \(skipped.count) skipped, \(Self.deviations.count) deviations")
         for (reason, count) in byReason.sorted(by: { $0.key < $1.key }) { print("  skip \(count): \(reason)") }
         #expect(skipped.count < Self.scenarios.count)
     }
