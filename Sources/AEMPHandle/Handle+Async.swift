@@ -48,6 +48,8 @@ extension Handle {
 
     /// Writes `data` and waits until it has been handed to the operating system. Perl: `push_write`
     /// followed by waiting for `on_drain`.
+    ///
+    /// The bytes are queued at once; cancelling the waiting task does not take them back.
     /// - Throws: the fatal ``HandleError`` that destroyed the handle (for example `EPIPE`).
     public func write(_ data: ByteBuffer) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
