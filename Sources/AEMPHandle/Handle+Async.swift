@@ -127,27 +127,40 @@ extension HandleCore {
     func makeAsyncEntry<R: HandleReader>(
         _ reader: R, id: UInt64, _ continuation: CheckedContinuation<R.Output, any Error>
     ) -> ReadEntry where R.Output: Sendable {
-        var reader = reader
-        var seenEpoch = readEpoch
-        var entry = ReadEntry { core in
-            if core.readEpoch != seenEpoch { reader.restartScan() }
-            let before = core.readBuffer.readerIndex
-            let output: R.Output?
-            do throws(HandleError) {
-                output = try reader.read(from: &core.readBuffer)
-            } catch {
-                if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
-                continuation.resume(throwing: error)
-                return true
-            }
-            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
-            seenEpoch = core.readEpoch
-            guard let output else { return false }
-            continuation.resume(returning: output)
-            return true
-        }
+        var entry = ReadEntry(step: AsyncReadStep(reader, epoch: readEpoch, continuation))
         entry.id = id
         entry.fail = { continuation.resume(throwing: $0) }
         return entry
+    }
+}
+
+/// A typed read awaited through the async API: reader errors are thrown to the waiter.
+final class AsyncReadStep<R: HandleReader>: ReadStep where R.Output: Sendable {
+    var reader: R
+    var seenEpoch: UInt64
+    let continuation: CheckedContinuation<R.Output, any Error>
+
+    init(_ reader: R, epoch: UInt64, _ continuation: CheckedContinuation<R.Output, any Error>) {
+        self.reader = reader
+        self.seenEpoch = epoch
+        self.continuation = continuation
+    }
+
+    func run(_ core: HandleCore) -> Bool {
+        if core.readEpoch != seenEpoch { reader.restartScan() }
+        let before = core.readBuffer.readerIndex
+        let output: R.Output?
+        do throws(HandleError) {
+            output = try reader.read(from: &core.readBuffer)
+        } catch {
+            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+            continuation.resume(throwing: error)
+            return true
+        }
+        if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+        seenEpoch = core.readEpoch
+        guard let output else { return false }
+        continuation.resume(returning: output)
+        return true
     }
 }

@@ -169,28 +169,9 @@ extension HandleCore {
         drainReadBuffer()
     }
 
-    /// Wraps a typed reader and its callback as a queue entry.
+    /// Wraps a typed reader and its callback as a queue entry (one allocation).
     func makeEntry<R: HandleReader>(_ reader: R, _ callback: @escaping (Handle, R.Output) -> Void) -> ReadEntry {
-        var reader = reader
-        var seenEpoch = readEpoch
-        return ReadEntry { core in
-            if core.readEpoch != seenEpoch { reader.restartScan() }
-            let before = core.readBuffer.readerIndex
-            let output: R.Output?
-            do throws(HandleError) {
-                output = try reader.read(from: &core.readBuffer)
-            } catch {
-                if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
-                seenEpoch = core.readEpoch
-                core.reportError(error)
-                return core.destroyed || !error.keepsReader
-            }
-            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
-            seenEpoch = core.readEpoch
-            guard let output else { return false }
-            if let handle = core.facade { callback(handle, output) }
-            return true
-        }
+        ReadEntry(step: TypedReadStep(reader, epoch: readEpoch, callback))
     }
 
     /// Perl `on_read`: replaces the callback and serves the buffer at once.
@@ -218,5 +199,49 @@ extension HandleCore {
     /// Perl `stop_read`.
     func stopRead() {
         reading = false
+    }
+}
+
+/// One queued read: asked again on every arrival until it returns `true`.
+protocol ReadStep: AnyObject {
+    func run(_ core: HandleCore) -> Bool
+}
+
+/// An untyped read (Perl: `push_read ($cb)`).
+final class ClosureReadStep: ReadStep {
+    let body: (HandleCore) -> Bool
+    init(_ body: @escaping (HandleCore) -> Bool) { self.body = body }
+    func run(_ core: HandleCore) -> Bool { body(core) }
+}
+
+/// A typed read with its callback; reader errors go to `on_error`.
+final class TypedReadStep<R: HandleReader>: ReadStep {
+    var reader: R
+    var seenEpoch: UInt64
+    let callback: (Handle, R.Output) -> Void
+
+    init(_ reader: R, epoch: UInt64, _ callback: @escaping (Handle, R.Output) -> Void) {
+        self.reader = reader
+        self.seenEpoch = epoch
+        self.callback = callback
+    }
+
+    func run(_ core: HandleCore) -> Bool {
+        if core.readEpoch != seenEpoch { reader.restartScan() }
+        let before = core.readBuffer.readerIndex
+        let output: R.Output?
+        do throws(HandleError) {
+            output = try reader.read(from: &core.readBuffer)
+        } catch {
+            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+            seenEpoch = core.readEpoch
+            core.reportError(error)
+            return core.destroyed || !error.keepsReader
+        }
+        if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+        seenEpoch = core.readEpoch
+        guard let output else { return false }
+        if let handle = core.facade { callback(handle, output) }
+        return true
     }
 }

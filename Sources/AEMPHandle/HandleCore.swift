@@ -95,10 +95,18 @@ final class HandleCore: ChannelInboundHandler {
     }
 
     struct ReadEntry {
-        let run: (HandleCore) -> Bool
+        /// One attempt: `true` when done (remove from the queue), `false` when more bytes are needed.
+        let step: any ReadStep
         /// For reads awaited through the async API: an id (to cancel) and how to fail the waiter.
         var id: UInt64 = 0
         var fail: ((any Error) -> Void)?
+
+        init(step: any ReadStep) { self.step = step }
+
+        /// Wraps a closure (untyped reads).
+        init(_ run: @escaping (HandleCore) -> Bool) { self.step = ClosureReadStep(run) }
+
+        func run(_ core: HandleCore) -> Bool { step.run(core) }
     }
 
     /// Stores settings and callbacks; nothing runs until ``attach(_:)``.
