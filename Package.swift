@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // Layer 3 in DESIGN.md, but the bottom of the import graph: pure codecs, no I/O.
@@ -41,7 +42,13 @@ let package = Package(
         ),
         .target(
             name: "AEMPHandle",
-            dependencies: ["AEMPSocket", "AEMPCodecs"],
+            dependencies: [
+                "AEMPSocket",
+                "AEMPCodecs",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -86,7 +93,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AEMPHandleTests",
-            dependencies: ["AEMPHandle"],
+            dependencies: [
+                "AEMPHandle",
+                "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

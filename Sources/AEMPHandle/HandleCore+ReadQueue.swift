@@ -1,0 +1,247 @@
+import DequeModule
+import NIOCore
+
+extension HandleCore {
+    // MARK: Arrivals from the channel
+
+    /// One socket read's worth of bytes from the channel.
+    func receive(_ buffer: ByteBuffer) {
+        guard !destroyed else { return }
+        if reading, stash == nil, !stashReadScheduled, buffer.readableBytes <= readSize {
+            processRead(buffer)
+        } else if stash == nil {
+            stash = buffer
+        } else {
+            var more = buffer
+            stash!.writeBuffer(&more)
+        }
+        scheduleNextRead()
+    }
+
+    /// The channel saw the peer's end of file (or closed).
+    func receiveEOF() {
+        guard stashEnd == nil else { return }
+        stashEnd = .eof
+        scheduleNextRead()
+    }
+
+    /// The channel reported a read error.
+    func receiveError(_ error: HandleError) {
+        guard stashEnd == nil else { return }
+        var fatal = error
+        fatal.isFatal = true
+        stashEnd = .error(fatal)
+        scheduleNextRead()
+    }
+
+    /// Perl's read watcher body for one successful `sysread` of `data`.
+    func processRead(_ data: ByteBuffer) {
+        let length = data.readableBytes
+        let now = NIODeadline.now()
+        activity[HandleTimeoutKind.any.rawValue] = now
+        activity[HandleTimeoutKind.read.rawValue] = now
+        if readBuffer.readableBytes == 0 {
+            readBuffer = data
+        } else {
+            // Keep a long-lived buffer from growing: move a small leftover to the front first.
+            if readBuffer.readerIndex >= 4096, readBuffer.readerIndex > readBuffer.readableBytes {
+                readBuffer.discardReadBytes()
+            }
+            var data = data
+            readBuffer.writeBuffer(&data)
+        }
+        drainReadBuffer()
+        if !destroyed, length == readSize, readSize < maxReadSize {
+            setReadSize(min(readSize * 2, maxReadSize))
+        }
+    }
+
+    /// Changes the size of the next socket reads.
+    func setReadSize(_ size: Int) {
+        readSize = max(1, size)
+        try? channel?.syncOptions?.setOption(
+            ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
+    }
+
+    /// Serves one read from the stash (a readable event of the emulated kernel buffer).
+    func stashRead() {
+        stashReadScheduled = false
+        guard reading, !destroyed else { return }
+        if var pending = stash, pending.readableBytes > 0 {
+            let piece = pending.readSlice(length: min(readSize, pending.readableBytes))!
+            stash = pending.readableBytes > 0 ? pending : nil
+            processRead(piece)
+        } else if let end = stashEnd {
+            switch end {
+            case .eof:
+                reading = false
+                sawEOF = true
+                drainReadBuffer()
+            case .error(let error):
+                reportError(error)
+            }
+        }
+        scheduleNextRead()
+    }
+
+    /// Asks for the next read while the handle is reading.
+    func scheduleNextRead() {
+        guard reading, !destroyed, !sawEOF else { return }
+        if stash != nil || stashEnd != nil {
+            guard !stashReadScheduled else { return }
+            stashReadScheduled = true
+            eventLoop.assumeIsolated().execute { self.stashRead() }
+        } else if !channelClosed, let channel {
+            channel.read()
+        }
+    }
+
+    // MARK: The read queue
+
+    /// Perl `_drain_rbuf`: serves the read queue, then `on_read`, then end of file and `rbuf_max`.
+    func drainReadBuffer() {
+        // No draining before the channel is attached (Perl: `_skip_drain_rbuf` while connecting).
+        guard !draining, !destroyed, channel != nil else { return }
+        draining = true
+        defer { draining = false }
+        while true {
+            let length = readBuffer.readableBytes
+            if let entry = readQueue.popFirst() {
+                let done = entry.run(self)
+                if destroyed { return }
+                if !done {
+                    // Back to the head first, so a destroy after the error sees (and fails) it.
+                    readQueue.prepend(entry)
+                    if sawEOF {
+                        reportEndOfFile()
+                        return
+                    }
+                    break
+                }
+            } else if let onRead {
+                guard length > 0 else { break }
+                if let handle = facade { onRead(handle) }
+                if destroyed { return }
+                if length == readBuffer.readableBytes, readQueue.isEmpty, self.onRead != nil {
+                    if sawEOF {
+                        reportEndOfFile()
+                        return
+                    }
+                    break
+                }
+            } else {
+                reading = false
+                break
+            }
+        }
+        if sawEOF {
+            if let onEof {
+                if let handle = facade { onEof(handle) }
+            } else {
+                reportError(HandleError(.none, message: "Unexpected end-of-file", fatal: true))
+            }
+            return
+        }
+        if let limit = readBufferMax, limit < readBuffer.readableBytes {
+            reportError(HandleError(.noSpace, fatal: true))
+            return
+        }
+        if !reading, onRead != nil || !readQueue.isEmpty {
+            startRead()
+        }
+    }
+
+    /// Perl's fatal `EPIPE` for an end of file that leaves a read unsatisfied.
+    func reportEndOfFile() {
+        var error = HandleError(.brokenPipe, fatal: true)
+        error.isEndOfFile = readBuffer.readableBytes == 0
+        reportError(error)
+    }
+
+    /// Perl `push_read` / `unshift_read`.
+    func enqueue(_ entry: ReadEntry, atFront: Bool) {
+        guard !destroyed else { return }
+        if atFront {
+            readQueue.prepend(entry)
+        } else {
+            readQueue.append(entry)
+        }
+        drainReadBuffer()
+    }
+
+    /// Wraps a typed reader and its callback as a queue entry (one allocation).
+    func makeEntry<R: HandleReader>(_ reader: R, _ callback: @escaping (Handle, R.Output) -> Void) -> ReadEntry {
+        ReadEntry(step: TypedReadStep(reader, epoch: readEpoch, callback))
+    }
+
+    /// Perl `on_read`: replaces the callback and serves the buffer at once.
+    func setOnRead(_ callback: ((Handle) -> Void)?) {
+        guard !destroyed else { return }
+        onRead = callback
+        if callback != nil { drainReadBuffer() }
+    }
+
+    /// Removes up to `count` bytes from the front of the read buffer.
+    func consume(_ count: Int) {
+        let removed = min(max(count, 0), readBuffer.readableBytes)
+        guard removed > 0 else { return }
+        readBuffer.moveReaderIndex(forwardBy: removed)
+        readEpoch &+= 1
+    }
+
+    /// Perl `start_read`.
+    func startRead() {
+        guard !reading, !sawEOF, !destroyed, channel != nil else { return }
+        reading = true
+        scheduleNextRead()
+    }
+
+    /// Perl `stop_read`.
+    func stopRead() {
+        reading = false
+    }
+}
+
+/// One queued read: asked again on every arrival until it returns `true`.
+protocol ReadStep: AnyObject {
+    func run(_ core: HandleCore) -> Bool
+}
+
+/// An untyped read (Perl: `push_read ($cb)`).
+final class ClosureReadStep: ReadStep {
+    let body: (HandleCore) -> Bool
+    init(_ body: @escaping (HandleCore) -> Bool) { self.body = body }
+    func run(_ core: HandleCore) -> Bool { body(core) }
+}
+
+/// A typed read with its callback; reader errors go to `on_error`.
+final class TypedReadStep<R: HandleReader>: ReadStep {
+    var reader: R
+    var seenEpoch: UInt64
+    let callback: (Handle, R.Output) -> Void
+
+    init(_ reader: R, epoch: UInt64, _ callback: @escaping (Handle, R.Output) -> Void) {
+        self.reader = reader
+        self.seenEpoch = epoch
+        self.callback = callback
+    }
+
+    func run(_ core: HandleCore) -> Bool {
+        if core.readEpoch != seenEpoch { reader.restartScan() }
+        let before = core.readBuffer.readerIndex
+        let output: R.Output?
+        do throws(HandleError) {
+            output = try reader.read(from: &core.readBuffer)
+        } catch {
+            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+            seenEpoch = core.readEpoch
+            core.reportError(error)
+            return core.destroyed || !error.keepsReader
+        }
+        if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
+        seenEpoch = core.readEpoch
+        guard let output else { return false }
+        if let handle = core.facade { callback(handle, output) }
+        return true
+    }
+}

@@ -1,0 +1,168 @@
+import DequeModule
+import NIOCore
+
+extension HandleCore {
+    /// Buffers at least this large go to the channel directly behind an outstanding write instead of
+    /// being copied into the pending buffer.
+    static let directWriteThreshold = 64 * 1024
+
+    /// Perl `push_write` (raw bytes) followed by `_drain_wbuf`.
+    ///
+    /// Without autocork and with nothing outstanding, the bytes are written at once (a completed write
+    /// calls `on_drain` before this returns). Otherwise they join the pending buffer, which goes out in
+    /// one write when the outstanding write completes (or on the next loop tick with autocork).
+    func pushWrite(_ data: ByteBuffer) {
+        guard !destroyed else { return }
+        queuedTotal &+= UInt64(data.readableBytes)
+        guard channel != nil else {
+            appendPending(data)
+            return
+        }
+        // Perl's `_ww`: a write is outstanding or scheduled.
+        let writing = inflight > 0 || flushScheduled || corked != nil
+        if writing {
+            if corked == nil, !flushScheduled, data.readableBytes >= Self.directWriteThreshold {
+                send(data)
+            } else {
+                appendPending(data)
+            }
+            return
+        }
+        if autocork {
+            appendPending(data)
+            flushScheduled = true
+            eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+        } else {
+            send(data)
+        }
+        if destroyed { return }
+        if let limit = writeBufferMax, limit < writeBufferLength {
+            reportError(HandleError(.noSpace, fatal: true))
+        }
+    }
+
+    private func appendPending(_ data: ByteBuffer) {
+        if corked == nil {
+            corked = data
+        } else {
+            var data = data
+            corked!.writeBuffer(&data)
+        }
+    }
+
+    /// Hands `data` to the channel and tracks its completion.
+    func send(_ data: ByteBuffer) {
+        let count = data.readableBytes
+        guard count > 0 else { return }
+        inflight += count
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                self.writeCompleted(count)
+            case .failure(let error):
+                self.writeFailed(count, error)
+            }
+        }
+        guard let channel else {
+            promise.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        channel.writeAndFlush(data, promise: promise)
+        if !destroyed { writeProgressMark = channelOutstanding }
+    }
+
+    /// The autocork tick: everything written since the last tick goes out in one write.
+    func corkedFlushTick() {
+        flushScheduled = false
+        flushCorked()
+    }
+
+    /// Writes the corked bytes now.
+    func flushCorked() {
+        guard let data = corked else { return }
+        corked = nil
+        send(data)
+    }
+
+    func writeCompleted(_ count: Int) {
+        inflight -= count
+        writtenTotal &+= UInt64(count)
+        while let first = writeWaiters.first, first.target <= writtenTotal {
+            writeWaiters.removeFirst()
+            first.resume(nil)
+        }
+        if destroyed {
+            if inflight == 0 { closeChannel() }
+            return
+        }
+        let now = NIODeadline.now()
+        activity[HandleTimeoutKind.any.rawValue] = now
+        activity[HandleTimeoutKind.write.rawValue] = now
+        writeProgressMark = channelOutstanding
+        if inflight == 0, corked != nil, !flushScheduled {
+            // The pending bytes go out as one write; its completion decides about on_drain.
+            flushCorked()
+            return
+        }
+        if onDrain != nil, lowWaterMark >= writeBufferLength {
+            callDrain()
+        }
+    }
+
+    func writeFailed(_ count: Int, _ error: any Error) {
+        inflight -= count
+        if destroyed {
+            if inflight == 0 { closeChannel() }
+            return
+        }
+        reportError(Self.mapError(error))
+    }
+
+    /// Calls the current `on_drain` action.
+    func callDrain() {
+        switch onDrain {
+        case .user(let callback):
+            if let handle = facade { callback(handle) }
+        case .shutdown:
+            shutdownOutput()
+        case nil:
+            break
+        }
+    }
+
+    /// Perl `on_drain`: replaces the callback and calls it at once when the buffer is low enough.
+    func setOnDrain(_ action: DrainAction?) {
+        guard !destroyed else { return }
+        onDrain = action
+        if action != nil, lowWaterMark >= writeBufferLength {
+            callDrain()
+        }
+    }
+
+    /// Perl `low_water_mark`: also tells the channel to report writability at that level.
+    func setLowWaterMark(_ value: Int) {
+        lowWaterMark = max(0, value)
+        applyLowWaterMark()
+    }
+
+    func applyLowWaterMark() {
+        guard lowWaterMark > 0, lowWaterMark < Int.max - 1, let sync = channel?.syncOptions else { return }
+        let mark = ChannelOptions.Types.WriteBufferWaterMark(low: lowWaterMark + 1, high: lowWaterMark + 1)
+        try? sync.setOption(ChannelOptions.writeBufferWaterMark, value: mark)
+    }
+
+    /// Perl `push_shutdown`: shut the write side down once the buffer is empty.
+    func pushShutdown() {
+        guard !destroyed else { return }
+        lowWaterMark = 0
+        setOnDrain(.shutdown)
+    }
+
+    /// Perl `shutdown $fh, 1`.
+    func shutdownOutput() {
+        guard !outputShut, !channelClosed, let channel else { return }
+        outputShut = true
+        channel.close(mode: .output, promise: nil)
+    }
+}

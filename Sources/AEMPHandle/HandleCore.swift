@@ -1,0 +1,313 @@
+import DequeModule
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The loop-confined state of a ``Handle``: read buffer, read queue, write accounting and timers.
+///
+/// It is the channel's only handler (TLS and other protocol handlers would sit in front of it).
+/// Reading is driven by hand (`autoRead` off, one socket read per readable event, like Perl's read
+/// watcher); bytes that the channel delivers while the handle is not reading (NIO drains the socket
+/// when it sees the peer's end of file) wait in `stash`, which plays the kernel's receive buffer.
+final class HandleCore: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    /// The adopted channel; `nil` until connected (Perl: `fh`).
+    var channel: (any Channel)?
+    let eventLoop: any EventLoop
+    let allocator: ByteBufferAllocator
+    /// The public face passed to callbacks. Weak: dropping the last user reference destroys.
+    weak var facade: Handle?
+
+    // Settings (Perl: the hash keys of the same name).
+    var readSize: Int
+    var maxReadSize: Int
+    var readBufferMax: Int?
+    var writeBufferMax: Int?
+    var lowWaterMark: Int
+    var autocork: Bool
+    var linger: Double
+    var peername: String?
+    var socketFlags: (noDelay: Bool, keepalive: Bool, oobInline: Bool)
+
+    // Callbacks.
+    var onError: ((Handle, HandleError) -> Void)?
+    var onRead: ((Handle) -> Void)?
+    var onEof: ((Handle) -> Void)?
+    var onDrain: DrainAction?
+    var onTimeout: [((Handle) -> Void)?] = [nil, nil, nil]
+    /// Called instead of trapping when a fatal error has no `onError` (tests only).
+    var uncaughtErrorHook: ((String) -> Void)?
+
+    // Read side.
+    var readBuffer: ByteBuffer
+    var readQueue: Deque<ReadEntry> = []
+    /// Perl `_rw`: the handle wants socket reads.
+    var reading = false
+    /// Perl `_eof`: end of file was read.
+    var sawEOF = false
+    /// Perl `_skip_drain_rbuf`: a drain is running.
+    var draining = false
+    /// Bumped whenever bytes leave the front of the read buffer, so readers can tell when their
+    /// scan positions went stale.
+    var readEpoch: UInt64 = 0
+    var stash: ByteBuffer?
+    /// How the emulated kernel buffer ends (first one wins).
+    var stashEnd: StashEnd?
+    var stashReadScheduled = false
+    var channelClosed = false
+
+    // Write side.
+    var inflight = 0
+    var corked: ByteBuffer?
+    /// ``channelOutstanding`` when write activity was last recorded: partial writes in between count
+    /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
+    var writeProgressMark = 0
+    var flushScheduled = false
+    var outputShut = false
+
+    // Timers (index: HandleTimeoutKind.rawValue).
+    var timeouts: [Double] = [0, 0, 0]
+    var activity: [NIODeadline]
+    var timers: [Scheduled<Void>?] = [nil, nil, nil]
+
+    var destroyed = false
+    var closeScheduled = false
+    /// The fatal error that destroyed the handle, handed to async waiters.
+    var destroyError: HandleError?
+    var nextEntryID: UInt64 = 1
+    var queuedTotal: UInt64 = 0
+    var writtenTotal: UInt64 = 0
+    var writeWaiters: Deque<(target: UInt64, resume: (HandleError?) -> Void)> = []
+
+    enum DrainAction {
+        case user((Handle) -> Void)
+        case shutdown
+    }
+
+    enum StashEnd {
+        case eof
+        case error(HandleError)
+    }
+
+    struct ReadEntry {
+        /// One attempt: `true` when done (remove from the queue), `false` when more bytes are needed.
+        let step: any ReadStep
+        /// For reads awaited through the async API: an id (to cancel) and how to fail the waiter.
+        var id: UInt64 = 0
+        var fail: ((any Error) -> Void)?
+
+        init(step: any ReadStep) { self.step = step }
+
+        /// Wraps a closure (untyped reads).
+        init(_ run: @escaping (HandleCore) -> Bool) { self.step = ClosureReadStep(run) }
+
+        func run(_ core: HandleCore) -> Bool { step.run(core) }
+    }
+
+    /// Stores settings and callbacks; nothing runs until ``attach(_:)``.
+    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, options: HandleOptions) {
+        self.eventLoop = eventLoop
+        self.allocator = allocator
+        self.readSize = max(1, options.readSize)
+        self.maxReadSize = max(options.maxReadSize, 1)
+        if self.readSize > self.maxReadSize { self.maxReadSize = self.readSize }
+        self.readBufferMax = options.readBufferMax
+        self.writeBufferMax = options.writeBufferMax
+        self.lowWaterMark = options.lowWaterMark
+        self.autocork = options.autocork
+        self.linger = options.linger
+        self.peername = options.peername
+        self.socketFlags = (options.noDelay, options.keepalive, options.oobInline)
+        self.onError = options.onError
+        self.onRead = options.onRead
+        self.onEof = options.onEof
+        self.onDrain = options.onDrain.map { .user($0) }
+        self.onTimeout = [options.onTimeout, options.onReadTimeout, options.onWriteTimeout]
+        self.timeouts = [options.timeout, options.readTimeout, options.writeTimeout]
+        self.readBuffer = allocator.buffer(capacity: 0)
+        let now = NIODeadline.now()
+        self.activity = [now, now, now]
+    }
+
+    /// Adopts the connected channel and runs Perl's `_start`: socket options, timeouts, `on_drain`,
+    /// reading when a reader is waiting, and writing what was queued while connecting.
+    /// - Returns: `false` when the channel could not take the handler.
+    @discardableResult
+    func attach(_ channel: any Channel) -> Bool {
+        do {
+            try channel.pipeline.syncOperations.addHandler(self)
+        } catch {
+            destroyed = true
+            return false
+        }
+        self.channel = channel
+        configureChannel()
+        let now = NIODeadline.now()
+        activity = [now, now, now]
+        for kind in HandleTimeoutKind.allCases where timeouts[kind.rawValue] > 0 {
+            setTimeout(kind, timeouts[kind.rawValue])
+        }
+        if let drain = onDrain { setOnDrain(drain) }
+        if !destroyed, onRead != nil || !readQueue.isEmpty { startRead() }
+        if !destroyed, corked != nil, !flushScheduled, inflight == 0 { flushCorked() }
+        return true
+    }
+
+    private func configureChannel() {
+        guard let sync = channel?.syncOptions else { return }
+        try? sync.setOption(ChannelOptions.autoRead, value: false)
+        try? sync.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        try? sync.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
+        try? sync.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: readSize))
+        applyLowWaterMark()
+        if socketFlags.noDelay { setSocketFlag(Int32(IPPROTO_TCP), Int32(TCP_NODELAY), true) }
+        if socketFlags.keepalive { setSocketFlag(SOL_SOCKET, SO_KEEPALIVE, true) }
+        if socketFlags.oobInline { setSocketFlag(SOL_SOCKET, SO_OOBINLINE, true) }
+    }
+
+    /// Sets a boolean socket option, ignoring sockets that do not support it (pipes, Unix sockets).
+    func setSocketFlag(_ level: Int32, _ name: Int32, _ on: Bool) {
+        let option = ChannelOptions.Types.SocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: level), name: NIOBSDSocket.Option(rawValue: name))
+        try? channel?.syncOptions?.setOption(option, value: on ? 1 : 0)
+    }
+
+    var hasAsyncWaiters: Bool {
+        !writeWaiters.isEmpty || readQueue.contains { $0.fail != nil }
+    }
+
+    /// The write buffer length (Perl: `length $handle->{wbuf}`).
+    ///
+    /// Bytes handed to the channel count until the socket took them: the channel reports what a
+    /// partial write left behind.
+    var writeBufferLength: Int { channelOutstanding + (corked?.readableBytes ?? 0) }
+
+    /// Bytes handed to the channel that the socket has not taken yet.
+    var channelOutstanding: Int {
+        guard inflight > 0, let sync = channel?.syncOptions,
+            let buffered = try? sync.getOption(ChannelOptions.bufferedWritableBytes)
+        else { return inflight }
+        return min(inflight, buffered)
+    }
+
+    // MARK: Errors
+
+    /// Perl `_error`: reports `error` and destroys the handle afterwards when fatal.
+    func reportError(_ error: HandleError) {
+        guard !destroyed else { return }
+        if error.isFatal { destroyError = error }
+        if let onError, let handle = facade {
+            onError(handle, error)
+            if error.isFatal { destroy() }
+        } else if hasAsyncWaiters {
+            // An awaiting caller receives the error: no uncaught-error trap.
+            destroyError = error
+            destroy()
+        } else {
+            destroy()
+            let message = "AnyEvent::Handle uncaught error: \(error.message)"
+            if let hook = uncaughtErrorHook {
+                hook(message)
+            } else {
+                preconditionFailure(message)
+            }
+        }
+    }
+
+    static func mapError(_ error: any Error) -> HandleError {
+        if let io = error as? IOError {
+            return HandleError(.init(errno: io.errnoCode), fatal: true)
+        }
+        if let handleError = error as? HandleError { return handleError }
+        if let channelError = error as? ChannelError {
+            switch channelError {
+            case .ioOnClosedChannel, .outputClosed, .alreadyClosed, .eof:
+                return HandleError(.brokenPipe, fatal: true)
+            default:
+                return HandleError(.init(errno: EIO), message: "\(channelError)", fatal: true)
+            }
+        }
+        return HandleError(.init(errno: EIO), message: "\(error)", fatal: true)
+    }
+
+    // MARK: Destroy
+
+    /// Perl `destroy`: no callback runs afterwards; pending writes linger unless `linger` is 0.
+    func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        for index in 0..<3 {
+            timers[index]?.cancel()
+            timers[index] = nil
+        }
+        onError = nil
+        onRead = nil
+        onEof = nil
+        onDrain = nil
+        onTimeout = [nil, nil, nil]
+        let failure = destroyError ?? HandleError(.brokenPipe, message: "handle destroyed", fatal: true)
+        let waiting = readQueue
+        readQueue.removeAll()
+        for entry in waiting { entry.fail?(failure) }
+        let writers = writeWaiters
+        writeWaiters.removeAll()
+        for waiter in writers { waiter.resume(failure) }
+        reading = false
+        readBuffer = allocator.buffer(capacity: 0)
+        stash = nil
+        if linger > 0, writeBufferLength > 0, !channelClosed {
+            flushCorked()
+            if inflight > 0 {
+                let seconds = linger
+                eventLoop.assumeIsolated().scheduleTask(in: Self.amount(seconds)) { self.closeChannel() }
+                return
+            }
+        }
+        corked = nil
+        closeChannel()
+    }
+
+    func closeChannel() {
+        guard !closeScheduled else { return }
+        closeScheduled = true
+        channel?.close(promise: nil)
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            receiveEOF()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        receiveError(Self.mapError(error))
+    }
+
+    /// With a low water mark, the channel reports when a pending write shrank to it (Perl calls
+    /// `on_drain` after each `syswrite` that leaves at most `low_water_mark` bytes).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard context.channel.isWritable, !destroyed, lowWaterMark > 0, onDrain != nil,
+            lowWaterMark >= writeBufferLength
+        else { return }
+        callDrain()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        channelClosed = true
+        receiveEOF()
+    }
+}
+
+@available(*, unavailable)
+extension HandleCore: Sendable {}

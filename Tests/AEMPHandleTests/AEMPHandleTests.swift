@@ -1,1 +1,0 @@
-// Tests for AEMPHandle land with the module itself.

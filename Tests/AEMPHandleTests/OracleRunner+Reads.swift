@@ -1,0 +1,156 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import AEMPHandle
+
+extension OracleRun {
+    /// Handle operations of the action table.
+    func perform(_ op: String, _ action: Object, on handle: Handle, data: [UInt8]?) {
+        switch op {
+        case "push_read", "unshift_read":
+            queueRead(action, on: handle, front: op == "unshift_read")
+        case "push_write":
+            if let echo = action["echo"] as? Object {
+                let bytes = Oracle.bytes(echo["prefix"]) + (data ?? []) + Oracle.bytes(echo["suffix"])
+                handle.pushWrite(bytes: bytes)
+            } else {
+                handle.pushWrite(bytes: Oracle.bytes(action["data"]))
+            }
+        case "push_shutdown":
+            handle.pushShutdown()
+        case "set_cb":
+            setCallback(action["cb"] as? String ?? "", action["spec"] as? Object, on: handle)
+        case "set":
+            let value = action["value"]
+            switch action["opt"] as? String ?? "" {
+            case "rbuf_max": handle.readBufferMax = value as? Int
+            case "wbuf_max": handle.writeBufferMax = value as? Int
+            case "autocork": handle.autocork = (value as? Bool) ?? ((value as? Int ?? 0) != 0)
+            case "low_water_mark": handle.lowWaterMark = value as? Int ?? 0
+            case "linger": handle.linger = value as? Double ?? 0
+            case "read_size": handle.readSize = value as? Int ?? 2048
+            default: break
+            }
+        case "timeout", "timeout_reset":
+            let kind: HandleTimeoutKind
+            switch action["kind"] as? String ?? "" {
+            case "r": kind = .read
+            case "w": kind = .write
+            default: kind = .any
+            }
+            if op == "timeout" {
+                handle.setTimeout(Double(action["ms"] as? Int ?? 0) / 1000, kind: kind)
+            } else {
+                handle.resetTimeout(kind)
+            }
+        case "stop_read": handle.stopRead()
+        case "start_read": handle.startRead()
+        case "destroy": handle.destroy()
+        case "consume":
+            if let count = action["n"] as? Int { handle.consume(count) } else { handle.consumeAll() }
+        case "delete_rbuf": handle.consumeAll()
+        default:
+            Issue.record("unsupported op \(op)")
+        }
+    }
+
+    func setCallback(_ name: String, _ spec: Object?, on handle: Handle) {
+        switch name {
+        case "on_error": handle.onError(spec.map { errorCallback($0) })
+        case "on_read": handle.onRead(spec.map { plainCallback("on_read", $0) })
+        case "on_eof": handle.onEof(spec.map { plainCallback("on_eof", $0) })
+        case "on_drain": handle.onDrain(spec.map { plainCallback("on_drain", $0) })
+        case "on_timeout": handle.onTimeout(.any, spec.map { plainCallback("on_timeout", $0) })
+        case "on_rtimeout": handle.onTimeout(.read, spec.map { plainCallback("on_rtimeout", $0) })
+        case "on_wtimeout": handle.onTimeout(.write, spec.map { plainCallback("on_wtimeout", $0) })
+        default: Issue.record("unknown callback \(name)")
+        }
+    }
+
+    static func regex(_ spec: Any?) -> HandleRegex? {
+        guard let spec = spec as? Object, let pattern = spec["re"] as? String else { return nil }
+        let flags = spec["flags"] as? String ?? ""
+        return try? HandleRegex(pattern, dotMatchesNewlines: flags.contains("s"))
+    }
+
+    private func queueRead(_ action: Object, on handle: Handle, front: Bool) {
+        let id = action["id"] as? String ?? ""
+        let type = action["type"] as? String ?? ""
+        let spec: Object = ["do": action["do"] ?? []]
+        func done(_ fields: Object, data: [UInt8]?) -> (Handle) -> Void {
+            { [unowned self] handle in
+                self.depth += 1
+                var event = fields
+                event["ev"] = "read"
+                event["id"] = id
+                event["type"] = type
+                self.record(event)
+                self.finishCallback("read", id: id, spec: spec, handle: handle, data: data)
+            }
+        }
+        func add<R: HandleReader>(_ reader: R, _ callback: @escaping (Handle, R.Output) -> Void) {
+            if front { handle.unshiftRead(reader, callback) } else { handle.pushRead(reader, callback) }
+        }
+        switch type {
+        case "chunk":
+            add(ChunkReader(length: action["len"] as? Int ?? 0)) { handle, data in
+                done(["data": self.bytes(data)], data: Array(data.readableBytesView))(handle)
+            }
+        case "line":
+            let reader: LineReader
+            if action["eol"] == nil {
+                reader = LineReader()
+            } else if let regex = Self.regex(action["eol"]) {
+                reader = LineReader(eol: regex)
+            } else {
+                reader = LineReader(eol: Oracle.bytes(action["eol"]))
+            }
+            add(reader) { handle, line in
+                done(["line": self.bytes(line.line), "eol": self.bytes(line.eol)],
+                     data: Array(line.line.readableBytesView))(handle)
+            }
+        case "regex":
+            guard let accept = Self.regex(action["accept"]) else {
+                Issue.record("bad accept regex")
+                return
+            }
+            let reader = RegexReader(
+                accept: accept, reject: Self.regex(action["reject"]), skip: Self.regex(action["skip"]))
+            add(reader) { handle, match in
+                let groups: [Any] = match.groups.map { self.bytes($0) }
+                let data = Array(match.data.readableBytesView)
+                done(["data": self.bytes(match.data), "groups": groups], data: data)(handle)
+            }
+        case "tls_detect":
+            add(TLSDetectReader()) { handle, found in
+                let fields: Object = [
+                    "detect": found.isTLS ? "accept" : NSNull(), "major": found.major ?? NSNull(),
+                    "minor": found.minor ?? NSNull(),
+                ]
+                done(fields, data: nil)(handle)
+            }
+        case "raw":
+            let minimum = action["min"] as? Int ?? 0
+            let take = action["take"] as? Int
+            let entry: (Handle) -> Bool = { [unowned self] handle in
+                let ready = handle.readBuffer.readableBytes >= minimum
+                self.depth += 1
+                self.record([
+                    "ev": "read", "id": id, "type": "raw", "rbuf": self.bytes(handle.readBuffer), "done": ready,
+                ])
+                guard ready else {
+                    self.depth -= 1
+                    return false
+                }
+                let taken = Array(handle.readBuffer.readableBytesView.prefix(take ?? Int.max))
+                handle.consume(taken.count)
+                self.finishCallback("read", id: id, spec: spec, handle: handle, data: taken)
+                return true
+            }
+            if front { handle.unshiftRead(raw: entry) } else { handle.pushRead(raw: entry) }
+        default:
+            Issue.record("unsupported read type \(type)")
+        }
+    }
+}

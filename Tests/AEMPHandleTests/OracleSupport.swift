@@ -1,0 +1,143 @@
+import Foundation
+
+/// JSON helpers for the oracle vectors: byte specs, canonical byte fields, SHA-256.
+enum Oracle {
+    typealias Object = [String: Any]
+
+    /// Decodes an input byte spec (`"abc"`, `{"text"}`, `{"hex"}`, `{"fill", "len"}`, `[...]`).
+    static func bytes(_ spec: Any?) -> [UInt8] {
+        switch spec {
+        case let text as String:
+            return Array(text.utf8)
+        case let list as [Any]:
+            return list.flatMap { bytes($0) }
+        case let object as Object:
+            if let text = object["text"] as? String { return Array(text.utf8) }
+            if let hex = object["hex"] as? String { return fromHex(hex) }
+            if let fill = object["fill"], let length = object["len"] as? Int {
+                let pattern = bytes(fill)
+                guard !pattern.isEmpty else { return [] }
+                return (0..<length).map { pattern[$0 % pattern.count] }
+            }
+            return []
+        default:
+            return []
+        }
+    }
+
+    static func fromHex(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var iterator = hex.utf8.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+            out.append(UInt8(nibble(high) << 4 | nibble(low)))
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> Int {
+        switch c {
+        case 48...57: return Int(c - 48)
+        case 97...102: return Int(c - 87)
+        case 65...70: return Int(c - 55)
+        default: return 0
+        }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The canonical form of a byte field: `{"hex"}`, or `{"len","sha256"}` above 512 bytes.
+    static func canonical(_ bytes: [UInt8]) -> Object {
+        if bytes.count > 512 { return ["len": bytes.count, "sha256": SHA256.hex(bytes)] }
+        return ["hex": hex(bytes)]
+    }
+
+    /// Canonicalizes an output byte field as written in the vectors.
+    static func canonicalField(_ value: Any?) -> Any {
+        guard let value, !(value is NSNull) else { return NSNull() }
+        if let object = value as? Object, let length = object["len"] as? Int, let digest = object["sha256"] as? String {
+            return ["len": length, "sha256": digest.lowercased()] as Object
+        }
+        return canonical(bytes(value))
+    }
+
+    static let byteKeys: Set<String> = ["rbuf", "data", "line", "eol", "peer_received"]
+
+    /// Canonicalizes an expected event or final object.
+    static func canonicalize(_ object: Object) -> Object {
+        var out = object
+        for key in byteKeys where out[key] != nil {
+            out[key] = canonicalField(out[key])
+        }
+        if let groups = out["groups"] as? [Any] {
+            out["groups"] = groups.map { canonicalField($0) }
+        }
+        return out
+    }
+
+    /// A stable text form for comparison.
+    static func text(_ object: Object) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return "\(object)"
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A small SHA-256 (FIPS 180-4) for comparing large byte fields.
+enum SHA256 {
+    private static let k: [UInt32] = [
+        0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5,
+        0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174,
+        0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc, 0x2de9_2c6f, 0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da,
+        0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7, 0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967,
+        0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc, 0x5338_0d13, 0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85,
+        0xa2bf_e8a1, 0xa81a_664b, 0xc24b_8b70, 0xc76c_51a3, 0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070,
+        0x19a4_c116, 0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5, 0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
+        0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
+    ]
+
+    static func hex(_ message: [UInt8]) -> String {
+        var h: [UInt32] = [
+            0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
+        ]
+        var data = message
+        let bitLength = UInt64(message.count) * 8
+        data.append(0x80)
+        while data.count % 64 != 56 { data.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        }
+        var w = [UInt32](repeating: 0, count: 64)
+        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+        for chunk in stride(from: 0, to: data.count, by: 64) {
+            for i in 0..<16 {
+                let b = chunk + i * 4
+                w[i] = UInt32(data[b]) << 24 | UInt32(data[b + 1]) << 16
+                    | UInt32(data[b + 2]) << 8 | UInt32(data[b + 3])
+            }
+            for i in 16..<64 {
+                let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+                let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+                w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+            }
+            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+            for i in 0..<64 {
+                let t1 = hh &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ ((e & f) ^ (~e & g)) &+ k[i] &+ w[i]
+                let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
+                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+            }
+            h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
+            h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+        }
+        return h.map { String(format: "%08x", $0) }.joined()
+    }
+}
