@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Layer 3 in DESIGN.md, but the bottom of the import graph: pure codecs, no I/O.
@@ -46,7 +47,10 @@ let package = Package(
         ),
         .target(
             name: "AEMP",
-            dependencies: ["AEMPHandle", "AEMPCodecs", "AEMPSocket"],
+            dependencies: [
+                "AEMPHandle", "AEMPCodecs", "AEMPSocket",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -91,7 +95,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AEMPTests",
-            dependencies: ["AEMP"],
+            dependencies: [
+                "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
