@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "AEMP", "AEMPCodecs", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
