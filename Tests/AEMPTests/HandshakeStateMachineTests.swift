@@ -142,10 +142,12 @@ struct HandshakeStateMachineTests {
         #expect(pair.aError?.message == "hmac_sha3_512: fatal, selected unsupported snd auth method")
     }
 
-    @Test func identicalNoncesWithTLS() {
-        var pair = HandshakePair(config("a", tls: true), config("b", tls: true), aNonce: "same", bNonce: "same")
+    @Test(arguments: [true, false])
+    func identicalNonces(_ tls: Bool) {
+        var pair = HandshakePair(config("a", tls: tls), config("b", tls: tls), aNonce: "same", bNonce: "same")
         pair.run()
         #expect(pair.aError?.code == .identicalNonces)
+        #expect(pair.bError?.message == "authentication error, identical nonces")
     }
 
     @Test func noSecretAndNoTLS() {

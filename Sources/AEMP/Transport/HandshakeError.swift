@@ -39,7 +39,7 @@ public struct HandshakeError: Error, Sendable, Hashable, CustomStringConvertible
         public static let authenticationFailure = Code(value: .authenticationFailure)
         /// The peer announced a framing we cannot decode.
         public static let unusableRemoteFraming = Code(value: .unusableRemoteFraming)
-        /// TLS would be used but both nonce lines are equal, so no TLS role can be chosen.
+        /// Both nonce lines are equal (the protocol requires them to differ; no TLS role could be chosen).
         public static let identicalNonces = Code(value: .identicalNonces)
         /// A handshake line, or the unconsumed handshake input, exceeds 4096 bytes (Perl `rbuf_max`).
         public static let lineTooLong = Code(value: .lineTooLong)
@@ -121,7 +121,7 @@ public struct HandshakeError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     static let identicalNonces = HandshakeError(
-        .identicalNonces, "authentication error, identical nonces, cannot choose TLS role")
+        .identicalNonces, "authentication error, identical nonces")
 
     /// Perl reports an overflowing `rbuf_max` with the ENOSPC text.
     static let lineTooLong = HandshakeError(.lineTooLong, "No space left on device")

@@ -227,6 +227,9 @@ public struct HandshakeStateMachine: Sendable {
         if transcript.peerGreeting == transcript.ownGreeting && transcript.peerNonce == transcript.ownNonce {
             return fail(.echoAttack)
         }
+        // Perl's code only rejects a full echo; its protocol description requires refusing equal
+        // nonces, which would also leave the TLS role undecided.
+        if transcript.peerNonce == transcript.ownNonce { return fail(.identicalNonces) }
         let tls = configuration.tlsAvailable && peer.wantsTLS
         let peerAuthList = peer.authMethods.map(\.rawValue).joined(separator: ",")
         guard
