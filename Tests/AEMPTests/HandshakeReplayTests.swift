@@ -89,7 +89,9 @@ struct HandshakeReplayTests {
         var machine = try Self.machine(for: own)
         var buffer = ByteBuffer(bytes: peer)
         let directives = machine.receive(&buffer)
-        #expect(directives.count == 2)
+        #expect(directives.count == 3)
+        // The greeting is reported first: the node learns that this seed is itself (spec §6.1).
+        #expect(directives[1] == .peerGreeted(try Greeting(parsing: CapturedConnection.lines(peer, count: 1).lines[0])))
         guard case .fail(let error) = directives.last else {
             Issue.record("expected failure, got \(directives)")
             return

@@ -7,8 +7,8 @@ import NIOCore
 /// is symmetric; both the dialling and the accepting side use the same machine:
 ///
 /// 1. ``start()`` → `.send(l1 LF l2 LF)` (both greeting lines, sent at once).
-/// 2. Peer line 1 → the checks of spec §3.3 in Perl's order (protocol, version, self, already
-///    connected) → `.peerGreeted(greeting)` or `.fail`.
+/// 2. Peer line 1 → the checks of spec §3.3 in Perl's order: protocol and version (`.fail`), then
+///    `.peerGreeted(greeting)`, then self and already connected (`.fail`).
 /// 3. Peer line 2 → echo check, TLS decision, auth and framing choice → `.send(auth line)`, or
 ///    `.startTLS(role)` followed by ``tlsEstablished()`` → `.send(auth line)`.
 /// 4. Peer auth line → `.authenticated(result)` or `.fail`.
@@ -23,8 +23,10 @@ public struct HandshakeStateMachine: Sendable {
     public enum Directive: Sendable, Hashable {
         /// Write these bytes (complete lines, LF-terminated).
         case send(String)
-        /// The peer's greeting line 1 passed the checks; its node ID is still unauthenticated
-        /// (Perl uses it already, e.g. to map a seed address to a node ID).
+        /// The peer's greeting line 1 passed the protocol and version checks; its node ID is still
+        /// unauthenticated (Perl uses it already, e.g. to map a seed address to a node ID). It comes
+        /// before the self and already-connected checks, so `.fail(selfConnection)` may follow it:
+        /// that is how a node learns that one of its seeds is itself.
         case peerGreeted(Greeting)
         /// Start TLS in this role now; call ``HandshakeStateMachine/tlsEstablished()`` when it is up.
         /// Unconsumed input belongs to TLS.
@@ -212,12 +214,15 @@ public struct HandshakeStateMachine: Sendable {
         } catch {
             return fail(error)
         }
+        // Perl runs its "greeted" hooks here, before the node checks: a node whose seed list contains
+        // itself learns it from the refused self-connection (spec §6.1, capture conn 1).
+        let greeted = Directive.peerGreeted(peer)
         if protocolName == Greeting.aemp {
-            if peer.nodeID == configuration.nodeID { return fail(.selfConnection) }
-            if isAlreadyConnected(peer.nodeID) { return fail(.alreadyConnected(peer.nodeID)) }
+            if peer.nodeID == configuration.nodeID { return [greeted] + fail(.selfConnection) }
+            if isAlreadyConnected(peer.nodeID) { return [greeted] + fail(.alreadyConnected(peer.nodeID)) }
         }
         state = .awaitingNonce(peer: peer, line: line)
-        return [.peerGreeted(peer)]
+        return [greeted]
     }
 
     private mutating func receiveNonce(_ line: [UInt8], peer: Greeting, peerLine: [UInt8]) -> [Directive] {
