@@ -157,6 +157,27 @@ struct HandshakeStateMachineTests {
         #expect(pair.bError?.code == .noSecretOrTLS)
     }
 
+    /// Like Perl, the Swift node never sends `cleartext`, even when it is in `auth_offer`.
+    @Test func cleartextIsNeverSent() {
+        var pair = HandshakePair(config("a", offer: [.cleartext, .hmacSHA3_512]), config("b", accept: [.cleartext]))
+        pair.run()
+        #expect(pair.aError?.message == "cleartext: fatal, selected unsupported snd auth method")
+    }
+
+    @Test func upgradesMustBeRegistered() {
+        var configuration = config("a")
+        configuration.protocolUpgrades = []
+        var machine = HandshakeStateMachine(configuration: configuration, peerAddress: nil)
+        let line = "aemp-dataconn;1;b;hmac_sha3_512;json;dataconn_id=b@b"
+        #expect(
+            HandshakePair.error(machine.receiveLine(Array(line.utf8)))?.message
+                == "unparsable greeting, expected 'aemp', got 'aemp-dataconn'")
+        var dialler = HandshakeStateMachine(configuration: config("a"), protocolName: Greeting.aempDataConn, peerAddress: nil)
+        #expect(
+            HandshakePair.error(dialler.receiveLine(Array("aemp-other;1;b;x;json".utf8)))?.message
+                == "unparsable greeting, expected 'aemp-dataconn', got 'aemp-other'")
+    }
+
     @Test func noCommonAuth() {
         var pair = HandshakePair(config("a"), config("b", accept: [.cleartext, AuthMethod(rawValue: "x")]))
         pair.run()
