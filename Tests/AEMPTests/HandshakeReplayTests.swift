@@ -79,6 +79,27 @@ struct HandshakeReplayTests {
         }
     }
 
+    /// CR LF line endings from a peer are accepted; the CR is not part of the hashed lines.
+    @Test(arguments: [2, 3, 9])
+    func crlfLineEndings(_ number: Int) throws {
+        let connection = Captures.connection(number)
+        var machine = try Self.machine(for: connection.serverBytes)
+        let (lines, rest) = CapturedConnection.lines(connection.clientBytes, count: 3)
+        var buffer = ByteBuffer()
+        for line in lines {
+            buffer.writeBytes(line)
+            buffer.writeString("\r\n")
+        }
+        buffer.writeBytes(rest)
+        let directives = machine.receive(&buffer)
+        guard case .authenticated(let result) = directives.last else {
+            Issue.record("not authenticated: \(directives)")
+            return
+        }
+        #expect(result.peerGreeting.line == String(decoding: lines[0], as: UTF8.self))
+        #expect(Array(buffer.readableBytesView) == rest)
+    }
+
     /// Connection 1: the seed dialling itself. Both sides refuse after line 1 and send no auth line.
     @Test(arguments: Side.allCases)
     func selfConnectionIsRefused(_ side: Side) throws {
