@@ -59,6 +59,13 @@ struct IdentityTests {
         #expect(throws: NodeIDError.self) { try NodeID.expand(template: "%n", profile: "p", hostname: "") }
     }
 
+    @Test func hostName() throws {
+        let name = NodeID.hostName()
+        #expect(!name.isEmpty)
+        let expanded = try NodeID.expand(template: "%n", profile: "p", hostname: name)
+        #expect(expanded.nodeID.rawValue == name)
+    }
+
     @Test(arguments: [
         ("echo#DIIBdJVBPb", "echo", "DIIBdJVBPb"), ("client-json#GsJl4BY6Nb", "client-json", "GsJl4BY6Nb"),
         ("echo#", "echo", ""), ("n#a#b", "n", "a#b"), ("dc-line#H4My5nyqAb", "dc-line", "H4My5nyqAb"),

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The identity of a node in an AEMP network, e.g. `echo`, `client-json` or `anon/XLIBBPuyjJ`.
 ///
 /// Perl: `$NODE` / `NODE`. The protocol treats a node ID as an opaque, non-empty string with only
@@ -84,8 +92,8 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - template: the configured `nodeid`, or `nil`.
-    ///   - profile: the profile name (Perl defaults it to the host name).
-    ///   - hostname: the value for `%n`.
+    ///   - profile: the profile name (Perl defaults it to the host name, ``hostName()``).
+    ///   - hostname: the value for `%n` (``hostName()``).
     ///   - runiq: the remote-unique string used for `%u` and a trailing `/`.
     /// - Returns: the node ID and whether it was randomised (then port names get no UNIQ prefix).
     /// - Throws: ``NodeIDError`` if the expansion is not a valid node ID.
@@ -107,6 +115,17 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
             randomised = true
         }
         return (try NodeID(validating: text), randomised)
+    }
+
+    /// This machine's node name, the default profile name and the value of `%n` (Perl: `uname -n`,
+    /// `POSIX::uname`).
+    ///
+    /// - Returns: the host name, or `"localhost"` if it cannot be determined.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
     }
 
     init(unchecked rawValue: String) {
