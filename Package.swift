@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Layer 3 in DESIGN.md, but the bottom of the import graph: pure codecs, no I/O.
@@ -53,7 +54,10 @@ let package = Package(
         ),
         .target(
             name: "AEMP",
-            dependencies: ["AEMPHandle", "AEMPCodecs", "AEMPSocket"],
+            dependencies: [
+                "AEMPHandle", "AEMPCodecs", "AEMPSocket",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -103,7 +107,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AEMPTests",
-            dependencies: ["AEMP"],
+            dependencies: [
+                "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,122 @@
+/// Everything a node is configured with, with Perl AnyEvent::MP 2.x's defaults (spec §10).
+///
+/// Perl: the arguments of `configure` and the profile keys of `AnyEvent::MP::Config`. This is the
+/// finished configuration a node starts from; profiles and rc files are the `aemp` command's job.
+///
+/// ```swift
+/// var configuration = NodeConfiguration.default
+/// configuration.nodeID = "echo"
+/// configuration.binds = ["127.0.0.1:4040"]
+/// configuration.secret = "aemp-ref-secret"
+/// ```
+public struct NodeConfiguration: Sendable, Hashable {
+    /// The node ID template (Perl `nodeid`): `%n` = host name, `%u` or a trailing `/` = a random
+    /// unique string. `nil` makes an anonymous node `anon/<random>`.
+    /// See ``NodeID/expand(template:profile:hostname:runiq:)``.
+    public var nodeID: String?
+    /// Listener addresses as `host:port` (Perl `binds`); `*` = every local address, port 0 =
+    /// ephemeral. Default `["*"]`: every local address on an ephemeral port.
+    public var binds: [String]
+    /// Seed node addresses as `host:port` (Perl `seeds`).
+    public var seeds: [String]
+    /// The shared secret (Perl `secret`), the HMAC key of `hmac_sha3_512`. Default: none — a node
+    /// without secret and without certificate cannot complete any handshake (spec §12.10).
+    public var secret: String?
+    /// PEM private key + certificate (+ CA) used for TLS, as own certificate and as trust anchor
+    /// (Perl `cert`). Default: none (no TLS).
+    public var certificate: String?
+    /// Methods this node sends, Perl `auth_offer`. Default `tls_sha3_512, hmac_sha3_512`.
+    public var authOffer: [AuthMethod]
+    /// Methods this node accepts, in preference order (greeting field 4), Perl `auth_accept`.
+    /// Default `tls_sha3_512, hmac_sha3_512, tls_anon, cleartext`.
+    public var authAccept: [AuthMethod]
+    /// Framings in preference order (greeting field 5), Perl `framing_format`. Default `cbor, json`
+    /// (Perl also lists `storable`, which only Perl can speak).
+    public var framingFormats: [Framing]
+    /// Handshake read timeout, cap of retry back-offs, and connect pacing (Perl `monitor_timeout`,
+    /// default 30 s).
+    public var monitorTimeout: Duration
+    /// Connect timeout per node and dial pacing (Perl `connect_interval`, default 2 s).
+    public var connectInterval: Duration
+    /// Whether to set `TCP_NODELAY` (Perl `nodelay`, default on).
+    public var nodelay: Bool
+    /// Whether to coalesce writes (Perl `autocork`, default off).
+    public var autocork: Bool
+    /// Whether to refuse `eval` and function calls through the node port (Perl `secure`, default off).
+    public var secure: Bool
+    /// Services to start on this node, as function names (Perl `services`).
+    public var services: [String]
+
+    /// Creates a configuration; every parameter defaults to Perl's default.
+    ///
+    /// - Parameters:
+    ///   - nodeID: node ID template; `nil` = anonymous.
+    ///   - binds: listener addresses (default `*`).
+    ///   - seeds: seed addresses (default none).
+    ///   - secret: shared secret (default none).
+    ///   - certificate: PEM key and certificate (default none).
+    ///   - authOffer: methods to send.
+    ///   - authAccept: methods to accept.
+    ///   - framingFormats: framings in preference order.
+    ///   - monitorTimeout: handshake timeout and back-off cap (30 s).
+    ///   - connectInterval: connect timeout and dial pacing (2 s).
+    ///   - nodelay: `TCP_NODELAY` (on).
+    ///   - autocork: write coalescing (off).
+    ///   - secure: refuse remote code execution (off).
+    ///   - services: services to start (none).
+    public init(
+        nodeID: String? = nil,
+        binds: [String] = ["*"],
+        seeds: [String] = [],
+        secret: String? = nil,
+        certificate: String? = nil,
+        authOffer: [AuthMethod] = AuthMethod.defaultOffer,
+        authAccept: [AuthMethod] = AuthMethod.defaultAccept,
+        framingFormats: [Framing] = Framing.supported,
+        monitorTimeout: Duration = .seconds(30),
+        connectInterval: Duration = .seconds(2),
+        nodelay: Bool = true,
+        autocork: Bool = false,
+        secure: Bool = false,
+        services: [String] = []
+    ) {
+        self.nodeID = nodeID
+        self.binds = binds
+        self.seeds = seeds
+        self.secret = secret
+        self.certificate = certificate
+        self.authOffer = authOffer
+        self.authAccept = authAccept
+        self.framingFormats = framingFormats
+        self.monitorTimeout = monitorTimeout
+        self.connectInterval = connectInterval
+        self.nodelay = nodelay
+        self.autocork = autocork
+        self.secure = secure
+        self.services = services
+    }
+
+    /// Perl's defaults: anonymous node, bind `*`, no seeds, no secret, no certificate.
+    public static var `default`: NodeConfiguration { NodeConfiguration() }
+
+    /// Whether a handshake can succeed at all: a non-empty secret or a certificate is configured
+    /// (spec §3.3 step 10).
+    public var canAuthenticate: Bool {
+        !(secret ?? "").isEmpty || certificate != nil
+    }
+
+    /// The interval between dials of the addresses of one node (spec §7 step 3), before the random
+    /// factor 0.9–1.0: `connect_interval`, reduced to `(monitor_timeout − connect_interval) / n` if
+    /// that is smaller, but at least 0.4 s.
+    ///
+    /// - Parameter addressCount: how many addresses will be dialled.
+    /// - Returns: the pacing interval.
+    public func dialInterval(addressCount: Int) -> Duration {
+        var interval = connectInterval
+        if addressCount > 0 {
+            let spread = (monitorTimeout - connectInterval) / addressCount
+            if spread < interval { interval = spread }
+        }
+        return max(interval, .milliseconds(400))
+    }
+}

@@ -1,1 +1,0 @@
-// Tests for AEMP land with the module itself.
