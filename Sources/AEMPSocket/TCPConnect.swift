@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOPosix
 
 #if canImport(Glibc)
@@ -355,23 +356,14 @@ private func awaitConnection(
 }
 
 /// A value behind a mutex, for the little state shared between the event loop and other threads.
-final class TCPLockedBox<Value>: @unchecked Sendable {
-    private var value: Value
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+final class TCPLockedBox<Value>: Sendable {
+    private let mutex: Mutex<Value>
 
-    init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(mutex, nil)
+    init(_ value: consuming sending Value) {
+        mutex = Mutex(value)
     }
 
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+    func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
+        try mutex.withLock(body)
     }
 }
