@@ -65,6 +65,11 @@ final class TypedFixture: @unchecked Sendable {
         return out
     }
 
+    /// The peer shuts down its writing side (the handle sees end of file).
+    func closePeerWriting() {
+        shutdown(peer, Int32(SHUT_WR))
+    }
+
     func close() {
         guard !closed else { return }
         closed = true
@@ -367,6 +372,47 @@ struct TypedReadWriteTests {
         #expect(try reader.read(from: &buffer) == [1])
         buffer.writeString("inf ")
         #expect(throws: HandleError.badMessage()) { try reader.read(from: &buffer) }
+    }
+
+    @Test("json: a number token JSON::XS's scanner passes but cannot parse")
+    func jsonOddNumber() throws {
+        // Perl's reader dies inside its callback on "1-2"; here the scanner's token is decoded on
+        // its own and the outcome is a value or EBADMSG, never a hang or a lost byte.
+        var reader = JSONReader()
+        var buffer = ByteBuffer(string: "1-2 [3]")
+        var outcomes: [String] = []
+        for _ in 0..<4 {
+            do throws(HandleError) {
+                if let value = try reader.read(from: &buffer) { outcomes.append(describeValue(value)) }
+            } catch {
+                outcomes.append("\(error.code)")
+            }
+        }
+        #expect(outcomes.last == describeValue([3]))
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test("cbor: Perl's byte-string map keys and a nested self-describe tag are accepted")
+    func cborPerlEncoding() throws {
+        var reader = CBORReader()
+        // {"a" (as bytes): 1} as CBOR::XS writes hash keys, behind a self-describe tag.
+        var buffer = ByteBuffer(bytes: Oracle.fromHex("d9d9f7a1416101" + "81d9d9f701"))
+        let map = try #require(try reader.read(from: &buffer))
+        #expect(map == .map([(key: .bytes(ByteBuffer(string: "a")), value: 1)]))
+        #expect(try reader.read(from: &buffer) == [.tagged(55799, 1)])
+    }
+
+    @Test("json reads as an async sequence until the peer closes")
+    func jsonAsyncSequence() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let fixture = try TypedFixture(group: group)
+        fixture.write(Array(#"[1] {"a":2} "three" [4]"#.utf8))
+        fixture.closePeerWriting()
+        var values: [Value] = []
+        for try await value in fixture.handle.reads(.json()) { values.append(value) }
+        #expect(values == [[1], ["a": 2], "three", [4]])
+        fixture.close()
+        try await group.shutdownGracefully()
     }
 
     @Test("json: a large text split in many pieces decodes once, with bounded work")
