@@ -402,6 +402,23 @@ struct TypedReadWriteTests {
         #expect(try reader.read(from: &buffer) == [.tagged(55799, 1)])
     }
 
+    @Test("cbor: garbage after a value, and garbage completing a partial item (checked against Perl)")
+    func cborGarbageLikePerl() throws {
+        // Perl: [1] is delivered, then EBADMSG with rbuf 1c01.
+        var queue = DirectQueue([ReadStepper(CBORReader(), describeValue), ReadStepper(CBORReader(), describeValue)])
+        #expect(throws: HandleError.badMessage()) { try queue.feed(Oracle.fromHex("81011c01")) }
+        #expect(queue.outputs == [describeValue([1])])
+        #expect(queue.buffer == ByteBuffer(bytes: Oracle.fromHex("1c01")))
+        // Perl: 83 waits in rbuf; 01 02 1c then gives EBADMSG with rbuf 8301021c.
+        var reader = CBORReader()
+        var buffer = ByteBuffer(bytes: [0x83])
+        #expect(try reader.read(from: &buffer) == nil)
+        #expect(buffer.readableBytes == 1)
+        buffer.writeBytes([0x01, 0x02, 0x1C])
+        #expect(throws: HandleError.badMessage()) { try reader.read(from: &buffer) }
+        #expect(buffer == ByteBuffer(bytes: Oracle.fromHex("8301021c")))
+    }
+
     @Test("json reads as an async sequence until the peer closes")
     func jsonAsyncSequence() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

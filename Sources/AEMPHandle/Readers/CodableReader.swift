@@ -30,7 +30,7 @@ public struct CodableReader<T: Decodable>: HandleReader, Sendable {
     ///   - maxLength: the largest accepted frame in bytes (default 64 MiB).
     ///   - maxDepth: the maximum nesting of CBOR arrays, maps and tags (default 512).
     public init(_ type: T.Type = T.self, maxLength: Int = 64 << 20, maxDepth: Int = CBORLimits.defaultMaxDepth) {
-        self.frames = PackstringReader(format: .ber, maxLength: maxLength)
+        self.frames = PackstringReader(format: .berPrefix, maxLength: maxLength)
         self.maxDepth = maxDepth
     }
 

@@ -57,7 +57,7 @@ extension PackFormat {
     }
 
     /// The BER compressed integer format (`w`).
-    static let ber = PackFormat.known("w")
+    static let berPrefix = PackFormat.known("w")
 }
 
 extension HandleReader where Self == PackstringReader {
