@@ -18,7 +18,9 @@ import NIOCore
 ///   reader drops bytes until it does and only then reports the error, as JSON::XS does.
 ///
 /// Differences from Perl: the decoder's own (see ``JSONStreamDecoder``); by default the bare
-/// `inf`/`nan` words are rejected, as JSON::XS does.
+/// `inf`/`nan` words are rejected, as JSON::XS does. Perl keeps a partial text in one decoder per
+/// handle, shared by all `json` reads; here each read holds its own, so a partial text goes away
+/// with its read (an async read that is cancelled, say) instead of passing to the next `json` read.
 public struct JSONReader: HandleReader, @unchecked Sendable {
     // @unchecked: every stored property is a value made of Sendable parts (the decoder's state is
     // plain values); a reader is used by one handle on its event loop.

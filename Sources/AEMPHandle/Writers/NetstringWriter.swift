@@ -1,12 +1,6 @@
 import AEMPCodecs
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Writes a payload as a netstring: `<decimal length>:<payload>,`.
 ///
 /// Perl: `push_write (netstring => $string)`. The length counts bytes (Perl counts characters and
@@ -42,12 +36,4 @@ extension HandleWriter where Self == NetstringWriter {
 
     /// A netstring of the UTF-8 bytes of `string`. Perl: `push_write (netstring => $string)`.
     public static func netstring(_ string: String) -> NetstringWriter { NetstringWriter(string) }
-}
-
-extension HandleError {
-    /// The error of a write type that cannot encode its value (Perl: `push_write` croaks): `EINVAL`,
-    /// non-fatal, with `message` saying why. Nothing is queued then.
-    static func cannotEncode(_ message: String) -> HandleError {
-        HandleError(.init(errno: EINVAL), message: message)
-    }
 }
