@@ -527,6 +527,53 @@ struct TypedReadWriteTests {
         #expect(JSONWriter.undefinedPath([1, "x"]) == nil)
     }
 
+    @Test("seed example: a JSON RPC with a newline after each text, read with json and with line")
+    func seedJSONRPC() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (left, right) = try Bench.makePair(tcp: false)
+        let sender = try await Handle.make(socket: left, group: group).get()
+        let receiver = try await Handle.make(socket: right, group: group).get()
+        try await sender.eventLoop.submit {
+            for call in [["method", "arg1", "arg2"], ["other", "a\nb"]] as [Value] {
+                try sender.pushWrite(.json(call))
+                sender.pushWrite("\n")
+            }
+        }.get()
+        // The json reader skips the newline as leading whitespace.
+        #expect(try await receiver.read(.json()) == ["method", "arg1", "arg2"])
+        // "Other languages could read single lines": the text holds no raw newline.
+        let line = try await receiver.read(.line())
+        #expect(line.string.isEmpty)
+        let second = try await receiver.read(.line())
+        var text = second.line
+        var decoder = JSONStreamDecoder()
+        #expect(try decoder.finish(from: &text) == ["other", "a\nb"])
+        sender.destroy()
+        receiver.destroy()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("seed example: a CBOR RPC")
+    func seedCBORRPC() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (left, right) = try Bench.makePair(tcp: false)
+        let sender = try await Handle.make(socket: left, group: group).get()
+        let receiver = try await Handle.make(socket: right, group: group).get()
+        try await sender.eventLoop.submit {
+            try sender.pushWrite(.cbor(["method", "arg1", "arg2"]))
+            try sender.pushWrite(.cbor(["reply", 42, .bytes(ByteBuffer(bytes: [0, 255]))]))
+        }.get()
+        var calls: [Value] = []
+        for try await call in receiver.reads(.cbor()) {
+            calls.append(call)
+            if calls.count == 2 { break }
+        }
+        #expect(calls == [["method", "arg1", "arg2"], ["reply", 42, .bytes(ByteBuffer(bytes: [0, 255]))]])
+        sender.destroy()
+        receiver.destroy()
+        try await group.shutdownGracefully()
+    }
+
     // MARK: Codable round trip
 
     @Test("codable round trip of a struct over a socket pair, callback and async")
