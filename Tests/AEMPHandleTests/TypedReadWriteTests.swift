@@ -244,6 +244,16 @@ struct TypedReadWriteTests {
         #expect(fixture.events.wait(for: 2) == ["error EBADMSG fatal=false", "6f6b"])
     }
 
+    @Test("netstring with a leading zero: waits for the ':' like Perl, then EBADMSG")
+    func netstringLeadingZero() throws {
+        var reader = NetstringReader()
+        var buffer = ByteBuffer(string: "01")
+        #expect(try reader.read(from: &buffer) == nil)
+        buffer.writeString(":x,")
+        #expect(throws: HandleError.badMessage()) { try reader.read(from: &buffer) }
+        #expect(buffer == ByteBuffer(string: "01:x,"))
+    }
+
     @Test("netstring longer than maxLength: EBADMSG before the payload arrives")
     func netstringTooLong() throws {
         var reader = NetstringReader(maxLength: 10)

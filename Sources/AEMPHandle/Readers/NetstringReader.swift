@@ -12,9 +12,8 @@ import NIOCore
 /// - a wrong terminator is a non-fatal `EBADMSG` after the payload and the wrong byte were
 ///   consumed; this read is then dropped and later reads go on.
 ///
-/// Differences from Perl, both from the codec: a length above `maxLength` (default 64 MiB) is an
-/// `EBADMSG` as soon as its digits show it (Perl waits for any length), and a leading zero (`01:`)
-/// is an `EBADMSG` as soon as the second digit arrives (Perl waits for the `:`).
+/// Difference from Perl, from the codec: a length above `maxLength` (default 64 MiB) is an
+/// `EBADMSG` as soon as its digits show it (Perl waits for any length).
 public struct NetstringReader: HandleReader, Sendable {
     private enum Phase: Sendable {
         case header
@@ -45,6 +44,9 @@ public struct NetstringReader: HandleReader, Sendable {
                     buffer.moveReaderIndex(forwardBy: min(error.offset + 1, buffer.readableBytes))
                     throw HandleError.badMessage(keepsReader: false)
                 }
+                // Perl matches the length only once the ':' is there: digits with a leading zero
+                // wait until then (and then fail).
+                if error.code == .invalidLength, onlyDigits(buffer) { return nil }
                 throw HandleError.badMessage()
             }
             // Incomplete. The decoder accepted what is there, so a ':' within the first bytes ends
@@ -63,6 +65,12 @@ public struct NetstringReader: HandleReader, Sendable {
         phase = .header
         guard byte == UInt8(ascii: ",") else { throw HandleError.badMessage(keepsReader: false) }
         return payload
+    }
+
+    /// Whether the buffer holds nothing but a few digits so far.
+    private func onlyDigits(_ buffer: ByteBuffer) -> Bool {
+        guard buffer.readableBytes <= 20 else { return false }
+        return buffer.readableBytesView.allSatisfy { $0 &- UInt8(ascii: "0") < 10 }
     }
 
     /// The payload length and header size of a complete header the decoder has already validated.
