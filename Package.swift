@@ -99,6 +99,7 @@ let package = Package(
             name: "AEMPHandleTests",
             dependencies: [
                 "AEMPHandle",
+                "AEMPCodecs",
                 "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import AEMPCodecs
 import Foundation
 import NIOCore
 import Testing
@@ -14,6 +15,8 @@ extension OracleRun {
             if let echo = action["echo"] as? Object {
                 let bytes = Oracle.bytes(echo["prefix"]) + (data ?? []) + Oracle.bytes(echo["suffix"])
                 handle.pushWrite(bytes: bytes)
+            } else if let type = action["type"] as? String {
+                pushTypedWrite(type, action, on: handle)
             } else {
                 handle.pushWrite(bytes: Oracle.bytes(action["data"]))
             }
@@ -130,6 +133,26 @@ extension OracleRun {
                 ]
                 done(fields, data: nil)(handle)
             }
+        case "netstring":
+            add(NetstringReader()) { handle, data in
+                done(["data": self.bytes(data)], data: Array(data.readableBytesView))(handle)
+            }
+        case "packstring":
+            guard let format = try? PackFormat(action["format"] as? String ?? "") else {
+                Issue.record("bad packstring format")
+                return
+            }
+            add(PackstringReader(format: format)) { handle, data in
+                done(["data": self.bytes(data)], data: Array(data.readableBytesView))(handle)
+            }
+        case "json":
+            add(JSONReader()) { handle, value in
+                done(["value": Oracle.json(value)], data: nil)(handle)
+            }
+        case "cbor":
+            add(CBORReader()) { handle, value in
+                done(["value": Oracle.json(value)], data: nil)(handle)
+            }
         case "raw":
             let minimum = action["min"] as? Int ?? 0
             let take = action["take"] as? Int
@@ -152,5 +175,87 @@ extension OracleRun {
         default:
             Issue.record("unsupported read type \(type)")
         }
+    }
+}
+
+extension OracleRun {
+    /// `push_write (type => ...)` for the netstring, packstring, json and cbor write types.
+    func pushTypedWrite(_ type: String, _ action: Object, on handle: Handle) {
+        let data = ByteBuffer(bytes: Oracle.bytes(action["data"]))
+        do {
+            switch type {
+            case "netstring":
+                try handle.pushWrite(.netstring(data))
+            case "packstring":
+                try handle.pushWrite(.packstring(action["format"] as? String ?? "", data))
+            case "json":
+                try handle.pushWrite(.json(Oracle.value(action["value"])))
+            case "cbor":
+                try handle.pushWrite(.cbor(Oracle.value(action["value"])))
+            default:
+                Issue.record("unsupported write type \(type)")
+            }
+        } catch {
+            record(["ev": "croak", "message": error.message])
+        }
+    }
+}
+
+extension Oracle {
+    /// A decoded value in the vectors' JSON form: `{"$bytes": hex}`, `{"$tag", "$value"}`,
+    /// `{"$float": "nan"|"inf"|"-inf"}`; map keys become strings.
+    static func json(_ value: Value) -> Any {
+        switch value {
+        case .null, .undefined: return NSNull()
+        case .bool(let flag): return flag
+        case .int(let number): return Int(number)
+        case .uint(let number): return number
+        case .bignum: return "\(value)"
+        case .float(let number):
+            if number.isNaN { return ["$float": "nan"] as Object }
+            if number.isInfinite { return ["$float": number < 0 ? "-inf" : "inf"] as Object }
+            if number == number.rounded(), abs(number) < 1e15 { return Int(number) }
+            return number
+        case .text(let text): return text
+        case .bytes(let bytes): return ["$bytes": hex(Array(bytes.readableBytesView))] as Object
+        case .array(let elements): return elements.map { json($0) }
+        case .map(let pairs):
+            var object: Object = [:]
+            for pair in pairs {
+                let key: String
+                switch pair.key {
+                case .text(let text): key = text
+                case .bytes(let bytes): key = String(decoding: bytes.readableBytesView, as: UTF8.self)
+                default: key = "\(pair.key)"
+                }
+                object[key] = json(pair.value)
+            }
+            return object
+        case .tagged(let tag, let inner): return ["$tag": Int(tag), "$value": json(inner)] as Object
+        case .simple(let number): return ["$simple": Int(number)] as Object
+        }
+    }
+
+    /// A write value from the vectors: JSON, with `{"$bytes": hex}` for a byte string.
+    static func value(_ json: Any?) -> Value {
+        switch json {
+        case nil, is NSNull: return .null
+        case let text as String: return .text(text)
+        case let number as NSNumber:
+            if isBoolean(number) { return .bool(number.boolValue) }
+            let double = number.doubleValue
+            if double == double.rounded(), abs(double) < 9e15 { return .int(number.int64Value) }
+            return .float(double)
+        case let list as [Any]: return .array(list.map { value($0) })
+        case let object as Object:
+            if let hex = object["$bytes"] as? String { return .bytes(ByteBuffer(bytes: fromHex(hex))) }
+            return .map(object.sorted { $0.key < $1.key }.map { (key: Value.text($0.key), value: value($0.value)) })
+        default: return .null
+        }
+    }
+
+    private static func isBoolean(_ number: NSNumber) -> Bool {
+        let type = String(cString: number.objCType)
+        return type == "c" || type == "B"
     }
 }

@@ -1,5 +1,11 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A write type for ``Handle/pushWrite(_:)-(HandleWriter)``: turns a value into wire bytes.
 ///
 /// Perl: a write type registered with `anyevent_write_type` (`push_write (type => args...)`),
@@ -22,5 +28,13 @@ public struct ClosureWriter: HandleWriter {
     /// Calls the closure.
     public func write(into buffer: inout ByteBuffer) throws(HandleError) {
         try body(&buffer)
+    }
+}
+
+extension HandleError {
+    /// The error of a write type that cannot encode its value (Perl: `push_write` croaks): `EINVAL`,
+    /// non-fatal, with `message` saying why. Nothing is queued then.
+    static func cannotEncode(_ message: String) -> HandleError {
+        HandleError(.init(errno: EINVAL), message: message)
     }
 }
