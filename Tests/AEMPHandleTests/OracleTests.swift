@@ -19,7 +19,6 @@ struct OracleTests {
         "netstring": "netstring reader/writer lands with AEMPCodecs' framing codecs",
         "packstring": "packstring reader/writer lands with AEMPCodecs' framing codecs",
         "storable": "Perl-only type (tag storable): record only",
-        "tls_autostart": "tls_autostart needs starttls (TLS lands next)",
     ]
 
     /// Scenarios where Perl contradicts its own documentation (none so far).
