@@ -177,6 +177,61 @@ struct TLSTests {
         #expect(pair.wait(for: "C:start:true").contains("C:start:true"))
     }
 
+    @Test("plain text where a TLS handshake is expected is a fatal EPROTO")
+    func plainTextToTLSServer() throws {
+        let certs = try tlsCertificates()
+        let serverTLS = try Self.serverContext(certs)
+        let pair = try TLSPair(
+            server: { events in
+                var options = recordingOptions("S", events)
+                options.tls = .accept
+                options.tlsContext = serverTLS
+                return options
+            },
+            client: { events in recordingOptions("C", events) })
+        defer { pair.shutdown() }
+        pair.onLoop { _, client in client.pushWrite("GET / HTTP/1.0\r\n\r\n") }
+        let seen = pair.wait(for: "S:error:EPROTO:true")
+        #expect(seen.contains("S:error:EPROTO:true"))
+    }
+
+    @Test("a server without a certificate fails the handshake on both sides")
+    func serverWithoutCertificate() throws {
+        let pair = try TLSPair(
+            server: { events in
+                var options = recordingOptions("S", events)
+                options.tls = .accept
+                return options
+            },
+            client: { events in
+                var options = recordingOptions("C", events)
+                options.tls = .connect
+                return options
+            })
+        defer { pair.shutdown() }
+        let seen = pair.wait(for: "C:error:EPROTO:true")
+        #expect(seen.contains("C:error:EPROTO:true"))
+        #expect(pair.wait(for: "S:error:EPROTO:true").contains("S:error:EPROTO:true"))
+    }
+
+    @Test("the peer closing during the handshake is a fatal EPROTO")
+    func eofDuringHandshake() throws {
+        let pair = try TLSPair(
+            server: { events in recordingOptions("S", events) },
+            client: { events in
+                var options = recordingOptions("C", events)
+                options.tls = .connect
+                return options
+            })
+        defer { pair.shutdown() }
+        // The plain server reads the client hello, then goes away.
+        pair.onLoop { server, _ in
+            server.pushRead(.chunk(1)) { handle, _ in handle.destroy() }
+        }
+        let seen = pair.wait(for: "C:error:EPROTO:true")
+        #expect(seen.contains("C:error:EPROTO:true"))
+    }
+
     @Test("bad certificate files throw EPROTO when the context is made")
     func badFiles() throws {
         let certs = try tlsCertificates()
