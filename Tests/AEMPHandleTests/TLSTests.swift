@@ -232,6 +232,40 @@ struct TLSTests {
         #expect(seen.contains("C:error:EPROTO:true"))
     }
 
+    @Test(
+        "a server with verify_require_client_cert checks the client's certificate",
+        arguments: [("wrong", true), ("rogue", false), ("", false)])
+    func clientCertificates(clientCert: String, accepted: Bool) throws {
+        let certs = try tlsCertificates()
+        let serverTLS = try TLSContext(
+            .init(
+                certFile: certs.path("server.pem"), keyFile: certs.path("server.key"), caFile: certs.caFile,
+                verify: true, verifyRequireClientCert: true))
+        let clientTLS = try TLSContext(
+            .init(
+                certFile: clientCert.isEmpty ? nil : certs.path("\(clientCert).pem"),
+                keyFile: clientCert.isEmpty ? nil : certs.path("\(clientCert).key"), caFile: certs.caFile,
+                verify: true))
+        let pair = try TLSPair(
+            server: { events in
+                var options = recordingOptions("S", events)
+                options.tls = .accept
+                options.tlsContext = serverTLS
+                options.onStartTLS = { _, ok, _ in events.add("S:start:\(ok)") }
+                return options
+            },
+            client: { events in
+                var options = recordingOptions("C", events)
+                options.tls = .connect
+                options.tlsContext = clientTLS
+                return options
+            })
+        defer { pair.shutdown() }
+        // TLS 1.3 clients finish before the server has checked them: the server decides.
+        let seen = pair.wait(for: "S:start:\(accepted)")
+        #expect(seen.contains("S:start:\(accepted)"))
+    }
+
     @Test("bad certificate files throw EPROTO when the context is made")
     func badFiles() throws {
         let certs = try tlsCertificates()
