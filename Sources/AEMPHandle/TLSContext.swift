@@ -10,6 +10,28 @@ public enum TLSMode: Sendable, Hashable {
     case connect
 }
 
+/// A TLS protocol version, for ``TLSContext/Options/minimumVersion`` (Perl: the `method`, `sslv3`,
+/// `tlsv1`, `tlsv1_1`, `tlsv1_2` and `tlsv1_3` switches of `AnyEvent::TLS`).
+public enum TLSProtocolVersion: Sendable, Hashable, CaseIterable {
+    /// TLS 1.0.
+    case tls1_0
+    /// TLS 1.1.
+    case tls1_1
+    /// TLS 1.2.
+    case tls1_2
+    /// TLS 1.3.
+    case tls1_3
+
+    var nio: TLSVersion {
+        switch self {
+        case .tls1_0: return .tlsv1
+        case .tls1_1: return .tlsv11
+        case .tls1_2: return .tlsv12
+        case .tls1_3: return .tlsv13
+        }
+    }
+}
+
 /// Certificates, keys and verification settings shared by TLS connections. Perl: `AnyEvent::TLS`
 /// (the `tls_ctx` argument).
 ///
@@ -49,7 +71,7 @@ public final class TLSContext: Sendable {
         public var verifyPeername: String?
         /// The lowest protocol version accepted (Perl: `method`/`sslv3`/`tlsv1` switches); TLS 1.2
         /// by default, as SwiftNIO SSL.
-        public var minimumVersion: TLSVersion?
+        public var minimumVersion: TLSProtocolVersion?
 
         /// Creates options; everything off or absent by default, like `AnyEvent::TLS->new`.
         public init(
@@ -62,7 +84,7 @@ public final class TLSContext: Sendable {
             verify: Bool = false,
             verifyRequireClientCert: Bool = false,
             verifyPeername: String? = nil,
-            minimumVersion: TLSVersion? = nil
+            minimumVersion: TLSProtocolVersion? = nil
         ) {
             self.certFile = certFile
             self.cert = cert
@@ -110,7 +132,7 @@ public final class TLSContext: Sendable {
             } else if let path = options.caPath {
                 base.trustRoots = .file(path)
             }
-            if let version = options.minimumVersion { base.minimumTLSVersion = version }
+            if let version = options.minimumVersion { base.minimumTLSVersion = version.nio }
 
             var client = base
             if !options.verify {

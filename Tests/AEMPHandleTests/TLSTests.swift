@@ -266,6 +266,32 @@ struct TLSTests {
         #expect(seen.contains("S:start:\(accepted)"))
     }
 
+    @Test("minimum protocol versions: TLS 1.3 on both sides works")
+    func minimumVersion() throws {
+        let certs = try tlsCertificates()
+        let serverTLS = try TLSContext(
+            .init(certFile: certs.path("server.pem"), keyFile: certs.path("server.key"), minimumVersion: .tls1_3))
+        let clientTLS = try TLSContext(.init(caFile: certs.caFile, verify: true, minimumVersion: .tls1_3))
+        let pair = try TLSPair(
+            server: { events in
+                var options = recordingOptions("S", events)
+                options.tls = .accept
+                options.tlsContext = serverTLS
+                options.onStartTLS = { _, ok, _ in events.add("S:start:\(ok)") }
+                return options
+            },
+            client: { events in
+                var options = recordingOptions("C", events)
+                options.tls = .connect
+                options.tlsContext = clientTLS
+                options.onStartTLS = { _, ok, _ in events.add("C:start:\(ok)") }
+                return options
+            })
+        defer { pair.shutdown() }
+        #expect(pair.wait(for: "C:start:true").contains("C:start:true"))
+        #expect(pair.wait(for: "S:start:true").contains("S:start:true"))
+    }
+
     @Test("bad certificate files throw EPROTO when the context is made")
     func badFiles() throws {
         let certs = try tlsCertificates()
