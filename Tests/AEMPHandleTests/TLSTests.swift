@@ -412,6 +412,25 @@ struct TLSTests {
         #expect(seen.contains("S:error:EPIPE:true"))
     }
 
+    @Test("pushShutdown under TLS: the peer reads what was written, then an end of file")
+    func pushShutdownUnderTLS() throws {
+        let pair = try Self.makePair()
+        defer { pair.shutdown() }
+        let events = pair.events
+        pair.onLoop { server, client in
+            server.pushRead(.line()) { handle, line in
+                events.add("S:line:\(line.string)")
+                // Keep reading, to see the end of file.
+                handle.onRead { $0.consumeAll() }
+            }
+            client.pushWrite("bye\n")
+            client.pushShutdown()
+        }
+        let seen = pair.wait(for: "S:eof")
+        #expect(seen.contains("S:line:bye"))
+        #expect(seen.contains("S:eof"))
+    }
+
     static func checksum(_ state: inout (count: Int, hash: UInt64), _ bytes: UnsafeRawBufferPointer) {
         for byte in bytes {
             state.hash = (state.hash ^ UInt64(byte)) &* 0x100_0000_01b3
