@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh Debian machine, then runs the whole test suite.
 #   scripts/test.sh [extra swift test arguments]
 # Debian packages: dnsmasq-base (the dnsmasq binary without its system service: a real DNS server for the SRV tests), libcbor-xs-perl and
-# libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl).
+# libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl), openssl (the TLS tests
+# make their certificates with it).
 # PyPI packages: cbor2 (an independent CBOR implementation for cross-checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ need_debs=()
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_debs+=(dnsmasq-base)
 perl -MCBOR::XS -e1 >/dev/null 2>&1 || need_debs+=(libcbor-xs-perl)
 perl -MJSON::XS -e1 >/dev/null 2>&1 || need_debs+=(libjson-xs-perl)
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 
 install_failed=0
 if [ ${#need_debs[@]} -gt 0 ]; then

@@ -41,7 +41,7 @@ extension HandleCore {
         }
     }
 
-    private func appendPending(_ data: ByteBuffer) {
+    func appendPending(_ data: ByteBuffer) {
         if corked == nil {
             corked = data
         } else {
@@ -54,6 +54,11 @@ extension HandleCore {
     func send(_ data: ByteBuffer) {
         let count = data.readableBytes
         guard count > 0 else { return }
+        if writesHeld {
+            // TLS is being unwrapped: the bytes go out in plain text afterwards.
+            appendPending(data)
+            return
+        }
         inflight += count
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { result in

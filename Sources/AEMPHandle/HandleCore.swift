@@ -1,5 +1,7 @@
 import DequeModule
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -75,6 +77,13 @@ final class HandleCore: ChannelInboundHandler {
     var activity: [NIODeadline]
     var timers: [Scheduled<Void>?] = [nil, nil, nil]
 
+    // TLS (HandleCore+TLS.swift).
+    var tlsSettings: TLSSettings
+    /// The TLS session while the channel has a TLS handler (Perl: `tls`).
+    var tls: TLSSession?
+    /// Writes wait in the pending buffer while TLS is being unwrapped.
+    var writesHeld = false
+
     var destroyed = false
     var closeScheduled = false
     /// The fatal error that destroyed the handle, handed to async waiters.
@@ -129,6 +138,7 @@ final class HandleCore: ChannelInboundHandler {
         self.onDrain = options.onDrain.map { .user($0) }
         self.onTimeout = [options.onTimeout, options.onReadTimeout, options.onWriteTimeout]
         self.timeouts = [options.timeout, options.readTimeout, options.writeTimeout]
+        self.tlsSettings = TLSSettings(options)
         self.readBuffer = allocator.buffer(capacity: 0)
         let now = NIODeadline.now()
         self.activity = [now, now, now]
@@ -147,6 +157,8 @@ final class HandleCore: ChannelInboundHandler {
         }
         self.channel = channel
         configureChannel()
+        if let mode = tlsSettings.mode { startTLS(mode, context: nil) }
+        if destroyed { return true }
         let now = NIODeadline.now()
         activity = [now, now, now]
         for kind in HandleTimeoutKind.allCases where timeouts[kind.rawValue] > 0 {
@@ -275,7 +287,12 @@ final class HandleCore: ChannelInboundHandler {
     func closeChannel() {
         guard !closeScheduled else { return }
         closeScheduled = true
-        channel?.close(promise: nil)
+        if let session = tls, let context = try? channel?.pipeline.syncOperations.context(handler: session.handler) {
+            // Perl frees the TLS session without a close notify: close below the TLS handler.
+            context.close(promise: nil)
+        } else {
+            channel?.close(promise: nil)
+        }
     }
 
     // MARK: ChannelInboundHandler
@@ -286,11 +303,18 @@ final class HandleCore: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
+            if tls != nil, tlsInputClosed() { return }
             receiveEOF()
+        } else if let event = event as? TLSUserEvent {
+            tlsEvent(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if tls != nil || Self.isTLSError(error) {
+            tlsError(error)
+            return
+        }
         receiveError(Self.mapError(error))
     }
 

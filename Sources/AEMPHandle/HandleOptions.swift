@@ -41,6 +41,18 @@ public struct HandleOptions {
     /// Write inactivity timeout in seconds (Perl: `wtimeout`); `0` disables.
     public var writeTimeout: Double = 0
 
+    /// Start TLS as soon as the handle has its channel (Perl: `tls => "accept" | "connect"`).
+    public var tls: TLSMode?
+    /// The TLS context for ``tls`` and ``Handle/startTLS(_:context:)`` (Perl: `tls_ctx`); `nil`
+    /// uses ``TLSContext/default``.
+    public var tlsContext: TLSContext?
+    /// Perl: `on_starttls ($handle, $success, $message)`: the TLS handshake finished. While set, a
+    /// failed handshake is reported here instead of through `onError`.
+    public var onStartTLS: ((Handle, Bool, String) -> Void)?
+    /// Perl: `on_stoptls ($handle)`: TLS was shut down (close notify) and the connection is plain
+    /// again. Without it, the peer's close notify is an end of file.
+    public var onStopTLS: ((Handle) -> Void)?
+
     /// Perl: `on_error ($handle, $fatal, $message)`; the error also carries the errno-style code.
     public var onError: ((Handle, HandleError) -> Void)?
     /// Perl: `on_read ($handle)`: called when data arrived and the read queue is empty.

@@ -153,6 +153,10 @@ extension OracleRun {
             add(CBORReader()) { handle, value in
                 done(["value": Oracle.json(value)], data: nil)(handle)
             }
+        case "tls_autostart":
+            // No callback of its own: TLS starts (or not) and the next read sees the rest.
+            let mode: TLSMode = (action["tls"] as? String) == "connect" ? .connect : .accept
+            if front { handle.unshiftTLSAutostart(mode) } else { handle.pushTLSAutostart(mode) }
         case "raw":
             let minimum = action["min"] as? Int ?? 0
             let take = action["take"] as? Int

@@ -15,7 +15,6 @@ struct OracleTests {
     /// Read/write types not replayed: the Perl-only one, and those still to come.
     static let pendingTypes: [String: String] = [
         "storable": "Perl-only type (tag storable): record only",
-        "tls_autostart": "tls_autostart needs starttls (TLS lands next)",
     ]
 
     /// Scenarios where Perl contradicts its own documentation (none so far).
