@@ -1,3 +1,4 @@
+import AEMPSocket
 import DequeModule
 import NIOCore
 
@@ -76,6 +77,8 @@ final class HandleCore: ChannelInboundHandler {
     var timers: [Scheduled<Void>?] = [nil, nil, nil]
 
     var destroyed = false
+    /// The pending connect of the `connect` form (Perl `_connect`); cancelled by ``destroy()``.
+    var connectGuard: TCPConnectGuard?
     var closeScheduled = false
     /// The fatal error that destroyed the handle, handed to async waiters.
     var destroyError: HandleError?
@@ -241,6 +244,7 @@ final class HandleCore: ChannelInboundHandler {
     func destroy() {
         guard !destroyed else { return }
         destroyed = true
+        connectGuard?.cancel()
         for index in 0..<3 {
             timers[index]?.cancel()
             timers[index] = nil
