@@ -245,6 +245,7 @@ final class HandleCore: ChannelInboundHandler {
         guard !destroyed else { return }
         destroyed = true
         connectGuard?.cancel()
+        connectGuard = nil
         for index in 0..<3 {
             timers[index]?.cancel()
             timers[index] = nil

@@ -67,6 +67,24 @@ final class HandleBox: @unchecked Sendable {
     }
 }
 
+/// Hands a retry from the loop to the test thread.
+final class RetrySlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var retry: HandleConnectRetry?
+
+    func set(_ value: HandleConnectRetry) {
+        lock.lock()
+        retry = value
+        lock.unlock()
+    }
+
+    func get() -> HandleConnectRetry? {
+        lock.lock()
+        defer { lock.unlock() }
+        return retry
+    }
+}
+
 /// Holds the client handle created on the loop.
 final class ClientSlot: @unchecked Sendable {
     var handle: Handle?
@@ -280,6 +298,34 @@ final class ConnectTests {
         #expect(events.wait(for: 3) == ["connect", "connect-error true", "after retry wbuf 0 channel true"])
     }
 
+    @Test func retryLaterFromAnotherThreadFailsAsyncWaiters() async throws {
+        let server = try LineServer(host: "127.0.0.1", on: loop)
+        defer { server.stop() }
+        let events = Collector()
+        let slot = ClientSlot()
+        let retries = RetrySlot()
+        let port = server.port
+        try onLoop { loop in
+            slot.handle = Handle(
+                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                onConnect: { _, _, _, retry in
+                    events.add("connect")
+                    retries.set(retry)
+                },
+                onConnectError: { _, error in events.add("connect-error \(error.code.errno == ECONNABORTED)") })
+        }
+        #expect(events.wait(for: 1) == ["connect"])
+        let handle = try #require(slot.handle)
+        let reader = Task { try await handle.read(LineReader.line()) }
+        try await Task.sleep(for: .milliseconds(20))
+        let retry = try #require(retries.get())
+        retry()
+        await #expect(throws: HandleError(.init(errno: ECONNABORTED), fatal: true)) {
+            _ = try await reader.value
+        }
+        #expect(events.wait(for: 2) == ["connect", "connect-error true"])
+    }
+
     @Test func timeoutFromOnPrepare() throws {
         // A listener that never accepts, its queue filled: further connects hang in SYN_SENT.
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -340,9 +386,11 @@ final class ConnectTests {
                 onConnect: { _, _, _, _ in events.add("connect") },
                 onConnectError: { _, _ in events.add("connect-error") })
             handle.pushWrite("never\n")
+            let pending = handle.core.connectGuard
             handle.destroy()
             #expect(handle.isDestroyed)
-            #expect(handle.core.connectGuard?.isCancelled == true)
+            #expect(pending?.isCancelled == true)
+            #expect(handle.core.connectGuard == nil)
         }
         usleep(100_000)
         #expect(events.all.isEmpty)
