@@ -5,9 +5,10 @@ import PackageDescription
 
 let package = Package(
     name: "swift-aemp-benchmarks",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "swift-aemp", path: "..")
+        .package(name: "swift-aemp", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         .executableTarget(
@@ -15,6 +16,16 @@ let package = Package(
             dependencies: [.product(name: "AEMPCodecs", package: "swift-aemp")],
             path: "CodecBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]
-        )
+        ),
+        .executableTarget(
+            name: "HandleBenchmarks",
+            dependencies: [
+                .product(name: "AEMPHandle", package: "swift-aemp"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "HandleBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -1,3 +1,4 @@
+import AEMPSocket
 import DequeModule
 import NIOCore
 import NIOSSL
@@ -85,6 +86,8 @@ final class HandleCore: ChannelInboundHandler {
     var writesHeld = false
 
     var destroyed = false
+    /// The pending connect of the `connect` form (Perl `_connect`); cancelled by ``destroy()``.
+    var connectGuard: TCPConnectGuard?
     var closeScheduled = false
     /// The fatal error that destroyed the handle, handed to async waiters.
     var destroyError: HandleError?
@@ -253,6 +256,8 @@ final class HandleCore: ChannelInboundHandler {
     func destroy() {
         guard !destroyed else { return }
         destroyed = true
+        connectGuard?.cancel()
+        connectGuard = nil
         for index in 0..<3 {
             timers[index]?.cancel()
             timers[index] = nil
