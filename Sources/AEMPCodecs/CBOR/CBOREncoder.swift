@@ -20,9 +20,14 @@ extension ByteBuffer {
     /// - Returns: the number of bytes written.
     @discardableResult
     public mutating func writeCBOR(_ value: Value) -> Int {
+        writeCBOR(value, size: CBORWriter.encodedSize(of: value))
+    }
+
+    /// Writes `value`, whose encoding is `size` bytes long (from ``CBORWriter/encodedSize(of:)``).
+    @discardableResult @inline(__always)
+    mutating func writeCBOR(_ value: borrowing Value, size: Int) -> Int {
         // Two passes: measure, then write through one raw pointer (one capacity check in total).
-        let size = CBORWriter.encodedSize(of: value)
-        return writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var writer = CBORWriter(base: raw.baseAddress!)
             writer.write(value)
             assert(writer.offset == size)
@@ -65,11 +70,17 @@ struct CBORWriter {
         case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
         case .array(let elements):
             var size = headSize(UInt64(elements.count))
-            for element in elements { size += encodedSize(of: element) }
+            // Through the buffer pointer each element is borrowed; `for element in elements` would
+            // copy (retain and release) it.
+            elements.withUnsafeBufferPointer { elements in
+                for i in elements.indices { size += encodedSize(of: elements[i]) }
+            }
             return size
         case .map(let pairs):
             var size = headSize(UInt64(pairs.count))
-            for pair in pairs { size += encodedSize(of: pair.key) + encodedSize(of: pair.value) }
+            pairs.withUnsafeBufferPointer { pairs in
+                for i in pairs.indices { size += encodedSize(of: pairs[i].key) + encodedSize(of: pairs[i].value) }
+            }
             return size
         case .tagged(let tag, let inner): return headSize(tag) + encodedSize(of: inner)
         case .simple(let n): return n < 24 ? 1 : 2
@@ -153,22 +164,32 @@ struct CBORWriter {
                 store(single.bitPattern)
             }
         case .text(let s):
-            var s = s
-            s.withUTF8 { utf8 in
+            let done: Void? = s.utf8.withContiguousStorageIfAvailable { utf8 in
                 writeHead(major: 3, argument: UInt64(utf8.count))
                 copy(UnsafeRawBufferPointer(utf8))
+            }
+            if done == nil {  // a bridged or otherwise non-contiguous string
+                var s = s
+                s.withUTF8 { utf8 in
+                    writeHead(major: 3, argument: UInt64(utf8.count))
+                    copy(UnsafeRawBufferPointer(utf8))
+                }
             }
         case .bytes(let b):
             writeHead(major: 2, argument: UInt64(b.readableBytes))
             b.withUnsafeReadableBytes { copy($0) }
         case .array(let elements):
             writeHead(major: 4, argument: UInt64(elements.count))
-            for element in elements { write(element) }
+            elements.withUnsafeBufferPointer { elements in
+                for i in elements.indices { write(elements[i]) }
+            }
         case .map(let pairs):
             writeHead(major: 5, argument: UInt64(pairs.count))
-            for pair in pairs {
-                write(pair.key)
-                write(pair.value)
+            pairs.withUnsafeBufferPointer { pairs in
+                for i in pairs.indices {
+                    write(pairs[i].key)
+                    write(pairs[i].value)
+                }
             }
         case .tagged(let tag, let inner):
             writeHead(major: 6, argument: tag)
@@ -196,8 +217,10 @@ public struct CBOREncoder: Sendable {
     /// - Parameter value: the value to encode.
     /// - Returns: a buffer holding exactly one CBOR item.
     public func encode(_ value: Value) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeCBOR(value)
+        // Measure first so that the buffer is allocated once, at its final size.
+        let size = CBORWriter.encodedSize(of: value)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        buffer.writeCBOR(value, size: size)
         return buffer
     }
 
