@@ -196,6 +196,7 @@ struct CBORParser {
         return Int(argument)
     }
 
+    @inline(__always)
     private mutating func byteSlice(
         length argument: UInt64, start: Int, in buffer: ByteBuffer
     ) throws(CBORError) -> ByteBuffer {
