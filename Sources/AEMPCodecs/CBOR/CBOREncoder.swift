@@ -43,6 +43,7 @@ struct CBORWriter {
 
     init(base: UnsafeMutableRawPointer) { self.base = base }
 
+    @inline(__always)
     static func headSize(_ argument: UInt64) -> Int {
         switch argument {
         case 0..<24: 1
@@ -54,7 +55,7 @@ struct CBORWriter {
     }
 
     /// The exact number of bytes ``write(_:)`` produces for `value`.
-    static func encodedSize(of value: Value) -> Int {
+    static func encodedSize(of value: borrowing Value) -> Int {
         switch value {
         case .null, .undefined, .bool: return 1
         case .int(let i): return headSize(i >= 0 ? UInt64(i) : ~UInt64(bitPattern: i))
@@ -70,10 +71,9 @@ struct CBORWriter {
         case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
         case .array(let elements):
             var size = headSize(UInt64(elements.count))
-            // Through the buffer pointer each element is borrowed; `for element in elements` would
-            // copy (retain and release) it.
+            // Leaves are sized in place; only nested values cost a call (and a copy of the element).
             elements.withUnsafeBufferPointer { elements in
-                for i in elements.indices { size += encodedSize(of: elements[i]) }
+                for i in elements.indices { size += leafSize(of: elements[i]) ?? encodedSize(of: elements[i]) }
             }
             return size
         case .map(let pairs):
@@ -84,6 +84,21 @@ struct CBORWriter {
             return size
         case .tagged(let tag, let inner): return headSize(tag) + encodedSize(of: inner)
         case .simple(let n): return n < 24 ? 1 : 2
+        }
+    }
+
+    /// ``encodedSize(of:)`` of the common leaf values, computed without any call; `nil` for the others.
+    /// Inlined into the loops over elements, it spares each leaf element a copy (retain and release).
+    @inline(__always)
+    static func leafSize(of value: borrowing Value) -> Int? {
+        switch value {
+        case .null, .undefined, .bool: return 1
+        case .int(let i): return headSize(i >= 0 ? UInt64(i) : ~UInt64(bitPattern: i))
+        case .uint(let u): return headSize(u)
+        case .float(let d): return d.isNaN || Double(Float(d)) != d ? 9 : 5
+        case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
+        case .simple(let n): return n < 24 ? 1 : 2
+        default: return nil
         }
     }
 
@@ -131,7 +146,56 @@ struct CBORWriter {
         }
     }
 
-    mutating func write(_ value: Value) {
+    /// Writes the common leaf values (those ``CBORWriter/leafSize(of:)`` sizes) and returns `true`;
+    /// returns `false` for the others. Inlined into the loops over elements, like `leafSize`.
+    @inline(__always)
+    mutating func writeLeaf(_ value: borrowing Value) -> Bool {
+        switch value {
+        case .null: byte(0xf6)
+        case .undefined: byte(0xf7)
+        case .bool(let b): byte(b ? 0xf5 : 0xf4)
+        case .int(let i):
+            if i >= 0 {
+                writeHead(major: 0, argument: UInt64(i))
+            } else {
+                writeHead(major: 1, argument: ~UInt64(bitPattern: i))
+            }
+        case .uint(let u): writeHead(major: 0, argument: u)
+        case .float(let d): writeFloat(d)
+        case .bytes(let b):
+            writeHead(major: 2, argument: UInt64(b.readableBytes))
+            b.withUnsafeReadableBytes { copy($0) }
+        case .simple(let n): writeSimple(n)
+        default: return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    private mutating func writeFloat(_ d: Double) {
+        // NaN always as float64, keeping sign and payload (as CBOR::XS); otherwise float32 when
+        // exact (infinities included; -0.0 keeps its sign), else float64. Never half floats.
+        let single = Float(d)
+        if d.isNaN || Double(single) != d {
+            byte(0xfb)
+            store(d.bitPattern)
+        } else {
+            byte(0xfa)
+            store(single.bitPattern)
+        }
+    }
+
+    @inline(__always)
+    private mutating func writeSimple(_ n: UInt8) {
+        if n < 24 {
+            byte(0xe0 | n)
+        } else {
+            byte(0xf8)
+            byte(n)
+        }
+    }
+
+    mutating func write(_ value: borrowing Value) {
         switch value {
         case .null: byte(0xf6)
         case .undefined: byte(0xf7)
@@ -152,17 +216,7 @@ struct CBORWriter {
                 writeHead(major: 2, argument: UInt64(significant.count))
                 significant.withUnsafeBytes { copy($0) }
             }
-        case .float(let d):
-            // NaN always as float64, keeping sign and payload (as CBOR::XS); otherwise float32 when
-            // exact (infinities included; -0.0 keeps its sign), else float64. Never half floats.
-            let single = Float(d)
-            if d.isNaN || Double(single) != d {
-                byte(0xfb)
-                store(d.bitPattern)
-            } else {
-                byte(0xfa)
-                store(single.bitPattern)
-            }
+        case .float(let d): writeFloat(d)
         case .text(let s):
             let done: Void? = s.utf8.withContiguousStorageIfAvailable { utf8 in
                 writeHead(major: 3, argument: UInt64(utf8.count))
@@ -181,7 +235,7 @@ struct CBORWriter {
         case .array(let elements):
             writeHead(major: 4, argument: UInt64(elements.count))
             elements.withUnsafeBufferPointer { elements in
-                for i in elements.indices { write(elements[i]) }
+                for i in elements.indices where !writeLeaf(elements[i]) { write(elements[i]) }
             }
         case .map(let pairs):
             writeHead(major: 5, argument: UInt64(pairs.count))
@@ -194,13 +248,7 @@ struct CBORWriter {
         case .tagged(let tag, let inner):
             writeHead(major: 6, argument: tag)
             write(inner)
-        case .simple(let n):
-            if n < 24 {
-                byte(0xe0 | n)
-            } else {
-                byte(0xf8)
-                byte(n)
-            }
+        case .simple(let n): writeSimple(n)
         }
     }
 }
