@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "swift-aemp-benchmarks",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "swift-aemp", path: "..")
     ],

@@ -11,8 +11,9 @@ import NIOCore
 /// common case of a whole message in the buffer (then it costs the same as ``CBORDecoder``). Otherwise
 /// a resumable structural scan (see the complexity note below) decides whether the item is complete;
 /// only then is the value built, once. Each byte of an item is scanned at most once no matter how
-/// it arrives (and read at most once more by the direct attempt, made once per item), a large string still arriving costs O(1) per call, and the scan allocates
-/// nothing beyond a stack of open containers. The saved progress assumes the next call sees the same
+/// it arrives (and read at most once more by the direct attempt, made once per item), a large
+/// string still arriving costs O(1) per call, and the scan allocates nothing beyond a stack of open
+/// containers. The saved progress assumes the next call sees the same
 /// readable bytes again, followed by more (the reader index may move, as in a `ByteToMessageHandler`).
 ///
 /// Limits: `maxDepth` (nesting of arrays, maps and tags, default 512) and `maxItemSize` (default
