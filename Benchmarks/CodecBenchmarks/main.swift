@@ -1,12 +1,37 @@
 // CBOR encode/decode throughput of AEMPCodecs next to the C implementations a peer would use:
 // Perl's CBOR::XS (what AnyEvent::MP nodes run) and Python's cbor2 (native module), measured in the
 // same run on the same machine. Prints a Markdown table of nanoseconds per operation and ratios.
+//
+// Fairness: every figure is the median of several rounds; the rounds of the three implementations
+// are interleaved (Swift, Python, Perl, Swift, ...) so that load from other processes on a shared
+// machine hits all of them alike. Python and Perl call the codec in their tightest loop (no
+// closure per call), so the interpreter adds only its unavoidable per-call cost.
+//
+// Usage: CodecBenchmarks [rounds] [seconds per measurement] [swift]   (defaults: 7 rounds, 0.2 s;
+// `swift` measures AEMPCodecs alone, for profiling)
 import AEMPCodecs
 import Foundation
 import NIOCore
 
+let arguments = CommandLine.arguments
+let rounds = arguments.count > 1 ? max(1, Int(arguments[1]) ?? 7) : 7
+let target = arguments.count > 2 ? max(0.01, Double(arguments[2]) ?? 0.2) : 0.2
+/// `swift` as the third argument skips the references (for profiling the Swift side alone).
+let includeReferences = arguments.count <= 3 || arguments[3] != "swift"
+
+/// For profiling (`valgrind --tool=callgrind`): `CODEC_BENCH_ITERATIONS=n` runs every body exactly n
+/// times, and `CODEC_BENCH_ONLY=name` runs the one workload with that name.
+let environment = ProcessInfo.processInfo.environment
+let fixedIterations = environment["CODEC_BENCH_ITERATIONS"].flatMap { Int($0) }
+let onlyWorkload = environment["CODEC_BENCH_ONLY"]
+
 /// Times `body` over enough iterations to take about `target` seconds; returns ns per iteration.
-func measure(_ name: String, target: Double = 0.5, _ body: () -> Void) -> Double {
+func measure(_ name: String, _ body: () -> Void) -> Double? {
+    if let onlyWorkload, onlyWorkload != name { return nil }
+    if let fixedIterations {
+        for _ in 0..<fixedIterations { body() }
+        return 1
+    }
     var iterations = 1
     while true {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -21,37 +46,71 @@ func measure(_ name: String, target: Double = 0.5, _ body: () -> Void) -> Double
 
 @inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
 
+/// A plain memory copy the optimizer cannot remove (its result is never read otherwise).
+@_optimize(none) @inline(never)
+func copyBytes(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ count: Int) {
+    destination.copyMemory(from: source, byteCount: count)
+}
+
 let message: Value = [
     Value(byteString: "portname"), Value(byteString: "tag"), 1, 2.5, Value(byteString: "payload"),
 ]
-let bulk: Value = .bytes(ByteBuffer(repeating: 0x5a, count: 64 * 1024))
 let messageBytes = CBOREncoder().encode(message)
-let bulkBytes = CBOREncoder().encode(bulk)
-var stream = ByteBuffer()
-for _ in 0..<1000 { stream.writeCBOR(message) }
 
-var swiftResults: [String: Double] = [:]
-var scratch = ByteBuffer()
-scratch.reserveCapacity(128 * 1024)
-swiftResults["encode message"] = measure("encode message") {
-    scratch.clear()
-    scratch.writeCBOR(message)
-}
-swiftResults["decode message"] = measure("decode message") {
-    blackHole(try! CBORDecoder().decode(messageBytes))
-}
-swiftResults["stream-decode message"] =
-    measure("stream 1000") {
-        var decoder = CBORStreamDecoder()
-        var input = stream
-        while let value = try! decoder.next(from: &input) { blackHole(value) }
-    } / 1000
-swiftResults["encode 64 KiB bytes"] = measure("encode bulk") {
-    scratch.clear()
-    scratch.writeCBOR(bulk)
-}
-swiftResults["decode 64 KiB bytes"] = measure("decode bulk") {
-    blackHole(try! CBORDecoder().decode(bulkBytes))
+/// The workloads in table order.
+let workloads = [
+    "encode message (reused buffer)", "encode message (fresh buffer)", "decode message", "stream-decode message",
+    "encode 64 KiB bytes (reused buffer)", "encode 64 KiB bytes (fresh buffer)", "decode 64 KiB bytes",
+    "memcpy 64 KiB (floor for encoding 64 KiB)",
+]
+
+/// One round of the Swift measurements (ns per operation by workload name). Inputs and the scratch
+/// buffer are locals, so the loops pay no exclusivity checks for global variables.
+func swiftRound() -> [String: Double] {
+    let message = message
+    let messageBytes = messageBytes
+    let bulk: Value = .bytes(ByteBuffer(repeating: 0x5a, count: 64 * 1024))
+    let bulkBytes = CBOREncoder().encode(bulk)
+    var stream = ByteBuffer()
+    for _ in 0..<1000 { stream.writeCBOR(message) }
+    var scratch = ByteBuffer()
+    scratch.reserveCapacity(128 * 1024)
+    var results: [String: Double] = [:]
+    results["encode message (reused buffer)"] = measure("encode message (reused buffer)") {
+        scratch.clear()
+        scratch.writeCBOR(message)
+    }
+    results["encode message (fresh buffer)"] = measure("encode message (fresh buffer)") {
+        blackHole(CBOREncoder().encode(message))
+    }
+    results["decode message"] = measure("decode message") { blackHole(try! CBORDecoder().decode(messageBytes)) }
+    results["stream-decode message"] =
+        measure("stream-decode message") {
+            var decoder = CBORStreamDecoder()
+            var input = stream
+            while let value = try! decoder.next(from: &input) { blackHole(value) }
+        }.map { $0 / 1000 }
+    results["encode 64 KiB bytes (reused buffer)"] = measure("encode 64 KiB bytes (reused buffer)") {
+        scratch.clear()
+        scratch.writeCBOR(bulk)
+    }
+    results["encode 64 KiB bytes (fresh buffer)"] = measure("encode 64 KiB bytes (fresh buffer)") {
+        blackHole(CBOREncoder().encode(bulk))
+    }
+    results["decode 64 KiB bytes"] = measure("decode 64 KiB bytes") { blackHole(try! CBORDecoder().decode(bulkBytes)) }
+    // The floor for encoding a byte string: one copy of its bytes to a destination at the same
+    // offset (5, after the head) in a reused buffer.
+    let source = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    let destination = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 * 1024, alignment: 16)
+    source.initializeMemory(as: UInt8.self, repeating: 0x5a)
+    defer {
+        source.deallocate()
+        destination.deallocate()
+    }
+    results["memcpy 64 KiB (floor for encoding 64 KiB)"] = measure("memcpy 64 KiB (floor for encoding 64 KiB)") {
+        copyBytes(destination.baseAddress! + 5, source.baseAddress!, source.count)
+    }
+    return results
 }
 
 /// Runs a reference script that prints `name<TAB>ns` lines; nil if the tool is missing.
@@ -74,43 +133,79 @@ func reference(_ arguments: [String]) -> [String: Double]? {
     return results
 }
 
+// cbor2.dumps always returns a new bytes object; it is the reference for both encode variants
+// (its stream API, CBOREncoder(fp).encode, only adds Python-level calls).
 let python = #"""
-    import time, cbor2
-    def measure(body, target=0.5):
-        n = 1
+    import sys, time, itertools, cbor2
+    target = float(sys.argv[1])
+    def measure(f, arg):
+        n, repeat, clock = 1, itertools.repeat, time.perf_counter_ns
         while True:
-            start = time.perf_counter_ns()
-            for _ in range(n): body()
-            elapsed = (time.perf_counter_ns() - start) / 1e9
+            start = clock()
+            for a in repeat(arg, n): f(a)
+            elapsed = (clock() - start) / 1e9
             if elapsed >= target: return elapsed * 1e9 / n
             n = n * 10 if elapsed < 0.01 else int(n * target / elapsed) + 1
     message = [b"portname", b"tag", 1, 2.5, b"payload"]
     bulk = b"\x5a" * 65536
     mb, bb = cbor2.dumps(message), cbor2.dumps(bulk)
-    print("encode message\t%f" % measure(lambda: cbor2.dumps(message)))
-    print("decode message\t%f" % measure(lambda: cbor2.loads(mb)))
-    print("encode 64 KiB bytes\t%f" % measure(lambda: cbor2.dumps(bulk)))
-    print("decode 64 KiB bytes\t%f" % measure(lambda: cbor2.loads(bb)))
+    print("encode message\t%f" % measure(cbor2.dumps, message))
+    print("decode message\t%f" % measure(cbor2.loads, mb))
+    print("encode 64 KiB bytes\t%f" % measure(cbor2.dumps, bulk))
+    print("decode 64 KiB bytes\t%f" % measure(cbor2.loads, bb))
     """#
 
 let perl = #"""
     use strict; use CBOR::XS; use Time::HiRes qw(time);
-    sub measure { my ($body) = @_; my $n = 1;
-        while (1) { my $t = time; $body->() for 1 .. $n; my $e = time - $t;
-            return $e * 1e9 / $n if $e >= 0.5; $n = $e < 0.01 ? $n * 10 : int($n * 0.5 / $e) + 1; } }
-    my $message = ["portname", "tag", 1, 2.5, "payload"];
-    my $bulk = "\x5a" x 65536;
-    my ($mb, $bb) = (encode_cbor($message), encode_cbor($bulk));
-    my $coder = CBOR::XS->new; my $stream = $mb x 1000;
-    printf "encode message\t%f\n", measure(sub { encode_cbor($message) });
-    printf "decode message\t%f\n", measure(sub { decode_cbor($mb) });
-    printf "stream-decode message\t%f\n", measure(sub { my $b = $stream; my @v = $coder->incr_parse_multiple($b) }) / 1000;
-    printf "encode 64 KiB bytes\t%f\n", measure(sub { encode_cbor($bulk) });
-    printf "decode 64 KiB bytes\t%f\n", measure(sub { decode_cbor($bb) });
+    my $target = shift;
+    our $message = ["portname", "tag", 1, 2.5, "payload"];
+    our $bulk = "\x5a" x 65536;
+    our ($mb, $bb) = (encode_cbor($message), encode_cbor($bulk));
+    our $coder = CBOR::XS->new; our $stream = $mb x 1000;
+    sub measure { my ($code) = @_;
+        my $loop = eval "sub { my \$n = shift; for (1 .. \$n) { $code } }" or die $@; my $n = 1;
+        while (1) { my $t = time; $loop->($n); my $e = time - $t;
+            return $e * 1e9 / $n if $e >= $target; $n = $e < 0.01 ? $n * 10 : int($n * $target / $e) + 1; } }
+    printf "encode message\t%f\n", measure('encode_cbor($message)');
+    printf "decode message\t%f\n", measure('decode_cbor($mb)');
+    printf "stream-decode message\t%f\n",
+        measure('my $b = $stream; my @v = $coder->incr_parse_multiple($b)') / 1000;
+    printf "encode 64 KiB bytes\t%f\n", measure('encode_cbor($bulk)');
+    printf "decode 64 KiB bytes\t%f\n", measure('decode_cbor($bb)');
     """#
 
-let pythonResults = reference(["python3", "-c", python])
-let perlResults = reference(["perl", "-e", perl])
+/// The reference scripts' name for a workload (both encode variants compare with the same call).
+func referenceName(_ name: String) -> String {
+    name.replacingOccurrences(of: " (reused buffer)", with: "").replacingOccurrences(of: " (fresh buffer)", with: "")
+}
+
+func loadAverage() -> String {
+    let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+let loadBefore = loadAverage()
+var swiftRuns: [String: [Double]] = [:]
+var pythonRuns: [String: [Double]] = [:]
+var perlRuns: [String: [Double]] = [:]
+for _ in 0..<rounds {
+    for (name, ns) in swiftRound() { swiftRuns[name, default: []].append(ns) }
+    guard includeReferences else { continue }
+    for (name, ns) in reference(["python3", "-c", python, String(target)]) ?? [:] {
+        pythonRuns[name, default: []].append(ns)
+    }
+    for (name, ns) in reference(["perl", "-e", perl, String(target)]) ?? [:] {
+        perlRuns[name, default: []].append(ns)
+    }
+}
+let loadAfter = loadAverage()
+
+func median(_ values: [Double]?) -> Double? {
+    guard let values, !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
 
 func format(_ ns: Double?) -> String {
     guard let ns else { return "n/a" }
@@ -124,14 +219,18 @@ func ratio(_ reference: Double?, _ ours: Double) -> String {
 
 print("| workload | Swift AEMPCodecs | Perl CBOR::XS | speed vs Perl | Python cbor2 | speed vs Python |")
 print("|---|---|---|---|---|---|")
-for name in ["encode message", "decode message", "stream-decode message", "encode 64 KiB bytes", "decode 64 KiB bytes"]
-{
-    let ours = swiftResults[name]!
+for name in workloads {
+    guard let ours = median(swiftRuns[name]) else { continue }
+    let perlNs = median(perlRuns[referenceName(name)])
+    let pythonNs = median(pythonRuns[referenceName(name)])
     print(
-        "| \(name) | \(format(ours)) | \(format(perlResults?[name])) | \(ratio(perlResults?[name], ours)) | "
-            + "\(format(pythonResults?[name])) | \(ratio(pythonResults?[name], ours)) |")
+        "| \(name) | \(format(ours)) | \(format(perlNs)) | \(ratio(perlNs, ours)) | "
+            + "\(format(pythonNs)) | \(ratio(pythonNs, ours)) |"
+    )
 }
 print("")
-print("Ratios above 1× mean AEMPCodecs is faster. Message: [\"portname\", \"tag\", 1, 2.5, \"payload\"] with")
-print("byte strings, as a Perl node sends it (\(messageBytes.readableBytes) bytes). Stream-decode: 1000 messages")
-print("back to back through CBORStreamDecoder (Perl: incr_parse_multiple).")
+print("Medians of \(rounds) interleaved rounds of about \(target) s per measurement; load average")
+print("\(loadBefore) before, \(loadAfter) after. Ratios above 1× mean AEMPCodecs is faster.")
+print("Message: [\"portname\", \"tag\", 1, 2.5, \"payload\"] with byte strings, as a Perl node sends it")
+print("(\(messageBytes.readableBytes) bytes). Stream-decode: 1000 messages back to back through")
+print("CBORStreamDecoder (Perl: incr_parse_multiple). Python and Perl always return a new string.")

@@ -69,9 +69,9 @@ public struct CBORDecoder: Sendable {
         let maxDepth = self.maxDepth
         let result: Result<(Value, Int), CBORError> = buffer.withUnsafeReadableBytes { raw in
             let bytes = length.map { UnsafeRawBufferPointer(rebasing: raw[0..<$0]) } ?? raw
-            var parser = CBORParser(bytes: bytes, buffer: buffer, maxDepth: maxDepth)
+            var parser = CBORParser(bytes: bytes, maxDepth: maxDepth)
             return Result { () throws(CBORError) -> (Value, Int) in
-                let value = try parser.parseItem(depth: 0)
+                let value = try parser.parseItem(depth: 0, in: buffer)
                 return (value, parser.position)
             }
         }

@@ -20,9 +20,14 @@ extension ByteBuffer {
     /// - Returns: the number of bytes written.
     @discardableResult
     public mutating func writeCBOR(_ value: Value) -> Int {
+        writeCBOR(value, size: CBORWriter.encodedSize(of: value))
+    }
+
+    /// Writes `value`, whose encoding is `size` bytes long (from ``CBORWriter/encodedSize(of:)``).
+    @discardableResult @inline(__always)
+    mutating func writeCBOR(_ value: borrowing Value, size: Int) -> Int {
         // Two passes: measure, then write through one raw pointer (one capacity check in total).
-        let size = CBORWriter.encodedSize(of: value)
-        return writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+        writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var writer = CBORWriter(base: raw.baseAddress!)
             writer.write(value)
             assert(writer.offset == size)
@@ -38,6 +43,7 @@ struct CBORWriter {
 
     init(base: UnsafeMutableRawPointer) { self.base = base }
 
+    @inline(__always)
     static func headSize(_ argument: UInt64) -> Int {
         switch argument {
         case 0..<24: 1
@@ -49,7 +55,7 @@ struct CBORWriter {
     }
 
     /// The exact number of bytes ``write(_:)`` produces for `value`.
-    static func encodedSize(of value: Value) -> Int {
+    static func encodedSize(of value: borrowing Value) -> Int {
         switch value {
         case .null, .undefined, .bool: return 1
         case .int(let i): return headSize(i >= 0 ? UInt64(i) : ~UInt64(bitPattern: i))
@@ -65,14 +71,34 @@ struct CBORWriter {
         case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
         case .array(let elements):
             var size = headSize(UInt64(elements.count))
-            for element in elements { size += encodedSize(of: element) }
+            // Leaves are sized in place; only nested values cost a call (and a copy of the element).
+            elements.withUnsafeBufferPointer { elements in
+                for i in elements.indices { size += leafSize(of: elements[i]) ?? encodedSize(of: elements[i]) }
+            }
             return size
         case .map(let pairs):
             var size = headSize(UInt64(pairs.count))
-            for pair in pairs { size += encodedSize(of: pair.key) + encodedSize(of: pair.value) }
+            pairs.withUnsafeBufferPointer { pairs in
+                for i in pairs.indices { size += encodedSize(of: pairs[i].key) + encodedSize(of: pairs[i].value) }
+            }
             return size
         case .tagged(let tag, let inner): return headSize(tag) + encodedSize(of: inner)
         case .simple(let n): return n < 24 ? 1 : 2
+        }
+    }
+
+    /// ``encodedSize(of:)`` of the common leaf values, computed without any call; `nil` for the others.
+    /// Inlined into the loops over elements, it spares each leaf element a copy (retain and release).
+    @inline(__always)
+    static func leafSize(of value: borrowing Value) -> Int? {
+        switch value {
+        case .null, .undefined, .bool: return 1
+        case .int(let i): return headSize(i >= 0 ? UInt64(i) : ~UInt64(bitPattern: i))
+        case .uint(let u): return headSize(u)
+        case .float(let d): return d.isNaN || Double(Float(d)) != d ? 9 : 5
+        case .bytes(let b): return headSize(UInt64(b.readableBytes)) + b.readableBytes
+        case .simple(let n): return n < 24 ? 1 : 2
+        default: return nil
         }
     }
 
@@ -120,7 +146,56 @@ struct CBORWriter {
         }
     }
 
-    mutating func write(_ value: Value) {
+    /// Writes the common leaf values (those ``CBORWriter/leafSize(of:)`` sizes) and returns `true`;
+    /// returns `false` for the others. Inlined into the loops over elements, like `leafSize`.
+    @inline(__always)
+    mutating func writeLeaf(_ value: borrowing Value) -> Bool {
+        switch value {
+        case .null: byte(0xf6)
+        case .undefined: byte(0xf7)
+        case .bool(let b): byte(b ? 0xf5 : 0xf4)
+        case .int(let i):
+            if i >= 0 {
+                writeHead(major: 0, argument: UInt64(i))
+            } else {
+                writeHead(major: 1, argument: ~UInt64(bitPattern: i))
+            }
+        case .uint(let u): writeHead(major: 0, argument: u)
+        case .float(let d): writeFloat(d)
+        case .bytes(let b):
+            writeHead(major: 2, argument: UInt64(b.readableBytes))
+            b.withUnsafeReadableBytes { copy($0) }
+        case .simple(let n): writeSimple(n)
+        default: return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    private mutating func writeFloat(_ d: Double) {
+        // NaN always as float64, keeping sign and payload (as CBOR::XS); otherwise float32 when
+        // exact (infinities included; -0.0 keeps its sign), else float64. Never half floats.
+        let single = Float(d)
+        if d.isNaN || Double(single) != d {
+            byte(0xfb)
+            store(d.bitPattern)
+        } else {
+            byte(0xfa)
+            store(single.bitPattern)
+        }
+    }
+
+    @inline(__always)
+    private mutating func writeSimple(_ n: UInt8) {
+        if n < 24 {
+            byte(0xe0 | n)
+        } else {
+            byte(0xf8)
+            byte(n)
+        }
+    }
+
+    mutating func write(_ value: borrowing Value) {
         switch value {
         case .null: byte(0xf6)
         case .undefined: byte(0xf7)
@@ -141,45 +216,39 @@ struct CBORWriter {
                 writeHead(major: 2, argument: UInt64(significant.count))
                 significant.withUnsafeBytes { copy($0) }
             }
-        case .float(let d):
-            // NaN always as float64, keeping sign and payload (as CBOR::XS); otherwise float32 when
-            // exact (infinities included; -0.0 keeps its sign), else float64. Never half floats.
-            let single = Float(d)
-            if d.isNaN || Double(single) != d {
-                byte(0xfb)
-                store(d.bitPattern)
-            } else {
-                byte(0xfa)
-                store(single.bitPattern)
-            }
+        case .float(let d): writeFloat(d)
         case .text(let s):
-            var s = s
-            s.withUTF8 { utf8 in
+            let done: Void? = s.utf8.withContiguousStorageIfAvailable { utf8 in
                 writeHead(major: 3, argument: UInt64(utf8.count))
                 copy(UnsafeRawBufferPointer(utf8))
+            }
+            if done == nil {  // a bridged or otherwise non-contiguous string
+                var s = s
+                s.withUTF8 { utf8 in
+                    writeHead(major: 3, argument: UInt64(utf8.count))
+                    copy(UnsafeRawBufferPointer(utf8))
+                }
             }
         case .bytes(let b):
             writeHead(major: 2, argument: UInt64(b.readableBytes))
             b.withUnsafeReadableBytes { copy($0) }
         case .array(let elements):
             writeHead(major: 4, argument: UInt64(elements.count))
-            for element in elements { write(element) }
+            elements.withUnsafeBufferPointer { elements in
+                for i in elements.indices where !writeLeaf(elements[i]) { write(elements[i]) }
+            }
         case .map(let pairs):
             writeHead(major: 5, argument: UInt64(pairs.count))
-            for pair in pairs {
-                write(pair.key)
-                write(pair.value)
+            pairs.withUnsafeBufferPointer { pairs in
+                for i in pairs.indices {
+                    write(pairs[i].key)
+                    write(pairs[i].value)
+                }
             }
         case .tagged(let tag, let inner):
             writeHead(major: 6, argument: tag)
             write(inner)
-        case .simple(let n):
-            if n < 24 {
-                byte(0xe0 | n)
-            } else {
-                byte(0xf8)
-                byte(n)
-            }
+        case .simple(let n): writeSimple(n)
         }
     }
 }
@@ -196,8 +265,10 @@ public struct CBOREncoder: Sendable {
     /// - Parameter value: the value to encode.
     /// - Returns: a buffer holding exactly one CBOR item.
     public func encode(_ value: Value) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeCBOR(value)
+        // Measure first so that the buffer is allocated once, at its final size.
+        let size = CBORWriter.encodedSize(of: value)
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        buffer.writeCBOR(value, size: size)
         return buffer
     }
 

@@ -65,19 +65,18 @@ func cborHexByte(_ byte: UInt8) -> String {
 }
 
 /// Builds a ``Value`` from the bytes of one item, validating everything (RFC 8949 well-formedness,
-/// UTF-8 of text strings, the nesting limit). Byte strings become slices of `buffer` (no copy).
+/// UTF-8 of text strings, the nesting limit). Byte strings become slices of the buffer that `bytes`
+/// belongs to (no copy). That buffer is passed down as an argument rather than stored, which saves a
+/// retain and a release of its storage per decoded item.
 ///
 /// Recursion depth is bounded by `maxDepth`.
 struct CBORParser {
     let bytes: UnsafeRawBufferPointer
-    /// The buffer `bytes` belongs to, for slicing byte strings; `bytes` starts at its reader index.
-    let buffer: ByteBuffer
     let maxDepth: Int
     var position = 0
 
-    init(bytes: UnsafeRawBufferPointer, buffer: ByteBuffer, maxDepth: Int) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         self.bytes = bytes
-        self.buffer = buffer
         self.maxDepth = maxDepth
     }
 
@@ -85,6 +84,7 @@ struct CBORParser {
         CBORError(.truncated, offset: offset, message: "unexpected end of CBOR data")
     }
 
+    @inline(__always)
     private func head(at offset: Int) throws(CBORError) -> CBORHead {
         guard let head = try CBORHead.read(bytes, at: offset) else { throw truncated(bytes.count) }
         return head
@@ -94,7 +94,10 @@ struct CBORParser {
     private var remaining: Int { bytes.count - position }
 
     /// Parses one item starting at `position` and moves past it.
-    mutating func parseItem(depth: Int) throws(CBORError) -> Value {
+    /// - Parameters:
+    ///   - depth: the nesting level of the item.
+    ///   - buffer: the buffer `bytes` belongs to (starting at its reader index), for slicing byte strings.
+    mutating func parseItem(depth: Int, in buffer: ByteBuffer) throws(CBORError) -> Value {
         let start = position
         let head = try head(at: start)
         position += head.length
@@ -107,8 +110,8 @@ struct CBORParser {
             if head.argument <= UInt64(Int64.max) { return .int(-1 - Int64(head.argument)) }
             return .bignum(negative: true, magnitude: cborBigEndianBytes(head.argument))
         case 2:
-            if head.isIndefinite { return .bytes(try indefiniteBytes(start: start)) }
-            return .bytes(try byteSlice(length: head.argument, start: start))
+            if head.isIndefinite { return .bytes(try indefiniteBytes(start: start, in: buffer)) }
+            return .bytes(try byteSlice(length: head.argument, start: start, in: buffer))
         case 3:
             if head.isIndefinite { return .text(try indefiniteText(start: start)) }
             let length = try checkedLength(head.argument, start: start)
@@ -125,7 +128,7 @@ struct CBORParser {
                         position += 1
                         return .array(elements)
                     }
-                    elements.append(try parseItem(depth: depth + 1))
+                    elements.append(try parseItem(depth: depth + 1, in: buffer))
                 }
             }
             // Every element takes at least one byte, so a count beyond the input is truncation.
@@ -133,7 +136,7 @@ struct CBORParser {
             let count = Int(head.argument)
             var elements: [Value] = []
             elements.reserveCapacity(count)
-            for _ in 0..<count { elements.append(try parseItem(depth: depth + 1)) }
+            for _ in 0..<count { elements.append(try parseItem(depth: depth + 1, in: buffer)) }
             return .array(elements)
         case 5:
             guard depth < maxDepth else { throw tooDeep(start) }
@@ -145,13 +148,13 @@ struct CBORParser {
                         position += 1
                         return .map(pairs)
                     }
-                    let key = try parseItem(depth: depth + 1)
+                    let key = try parseItem(depth: depth + 1, in: buffer)
                     guard position < bytes.count else { throw truncated(bytes.count) }
                     if bytes[position] == 0xff {
                         throw CBORError(
                             .unexpectedBreak, offset: position, message: "break after a map key without its value")
                     }
-                    let value = try parseItem(depth: depth + 1)
+                    let value = try parseItem(depth: depth + 1, in: buffer)
                     pairs.append((key, value))
                 }
             }
@@ -159,15 +162,15 @@ struct CBORParser {
             let count = Int(head.argument)
             pairs.reserveCapacity(count)
             for _ in 0..<count {
-                let key = try parseItem(depth: depth + 1)
-                let value = try parseItem(depth: depth + 1)
+                let key = try parseItem(depth: depth + 1, in: buffer)
+                let value = try parseItem(depth: depth + 1, in: buffer)
                 pairs.append((key, value))
             }
             return .map(pairs)
         case 6:
             if head.isIndefinite { throw indefiniteNotAllowed(head, at: start) }
             guard depth < maxDepth else { throw tooDeep(start) }
-            let content = try parseItem(depth: depth + 1)
+            let content = try parseItem(depth: depth + 1, in: buffer)
             if head.argument == 2 || head.argument == 3, case .bytes(let magnitude) = content {
                 return Value(bignumNegative: head.argument == 3, magnitude: magnitude.readableBytesView)
             }
@@ -187,12 +190,16 @@ struct CBORParser {
         CBORError(.nestingTooDeep, offset: offset, message: "nesting deeper than \(maxDepth)")
     }
 
+    @inline(__always)
     private func checkedLength(_ argument: UInt64, start: Int) throws(CBORError) -> Int {
         guard argument <= UInt64(remaining) else { throw truncated(bytes.count) }
         return Int(argument)
     }
 
-    private mutating func byteSlice(length argument: UInt64, start: Int) throws(CBORError) -> ByteBuffer {
+    @inline(__always)
+    private mutating func byteSlice(
+        length argument: UInt64, start: Int, in buffer: ByteBuffer
+    ) throws(CBORError) -> ByteBuffer {
         let length = try checkedLength(argument, start: start)
         let slice = buffer.getSlice(at: buffer.readerIndex + position, length: length) ?? ByteBuffer()
         position += length
@@ -216,10 +223,10 @@ struct CBORParser {
         return head
     }
 
-    private mutating func indefiniteBytes(start: Int) throws(CBORError) -> ByteBuffer {
+    private mutating func indefiniteBytes(start: Int, in buffer: ByteBuffer) throws(CBORError) -> ByteBuffer {
         var result: ByteBuffer? = nil
         while let head = try chunkHead(major: 2) {
-            var chunk = try byteSlice(length: head.argument, start: start)
+            var chunk = try byteSlice(length: head.argument, start: start, in: buffer)
             if result == nil {
                 result = chunk
             } else if chunk.readableBytes > 0 {

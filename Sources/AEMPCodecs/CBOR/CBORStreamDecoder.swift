@@ -7,10 +7,13 @@ import NIOCore
 /// reader index past it, or returns `nil` and leaves the buffer untouched when the item is not yet
 /// complete (at any split point). Call it again until it returns `nil` to drain several items.
 ///
-/// Cost: a resumable structural scan (see the complexity note below) decides whether the item is
-/// complete; only then is the value built, once. Each byte of an item is scanned at most once no
-/// matter how it arrives, a large string still arriving costs O(1) per call, and the scan allocates
-/// nothing beyond a stack of open containers. The saved progress assumes the next call sees the same
+/// Cost: when a new item starts, the decoder first tries to build it directly, which succeeds in the
+/// common case of a whole message in the buffer (then it costs the same as ``CBORDecoder``). Otherwise
+/// a resumable structural scan (see the complexity note below) decides whether the item is complete;
+/// only then is the value built, once. Each byte of an item is scanned at most once no matter how
+/// it arrives (and read at most once more by the direct attempt, made once per item), a large
+/// string still arriving costs O(1) per call, and the scan allocates nothing beyond a stack of open
+/// containers. The saved progress assumes the next call sees the same
 /// readable bytes again, followed by more (the reader index may move, as in a `ByteToMessageHandler`).
 ///
 /// Limits: `maxDepth` (nesting of arrays, maps and tags, default 512) and `maxItemSize` (default
@@ -54,6 +57,19 @@ public struct CBORStreamDecoder: NIOSingleStepByteToMessageDecoder, Sendable {
     public mutating func next(from buffer: inout ByteBuffer) throws(CBORError) -> Value? {
         if scanner.offset > buffer.readableBytes { scanner.reset() }
         guard buffer.readableBytes > 0 else { return nil }
+        if scanner.offset == 0,
+            let (value, length) = try? CBORDecoder(maxDepth: maxDepth).decodePrefix(buffer),
+            length <= maxItemSize
+        {
+            // Fast path: a complete, valid item at the start of a fresh item is decoded in one pass
+            // (the common case, a whole message in the buffer). Anything else (an incomplete item,
+            // malformed input, an item over the size limit) takes the scanning path below, exactly
+            // as if this attempt had not been made. The attempt is only made while the scanner has
+            // no saved progress, so an item that arrives in pieces is attempted once in full: after
+            // that the scanner's offset is past the first head, or the attempt stopped at that head.
+            buffer.moveReaderIndex(forwardBy: length)
+            return value
+        }
         let scanned: Result<Int?, CBORError> = buffer.withUnsafeReadableBytes { raw in
             Result { () throws(CBORError) -> Int? in try self.scanner.scan(raw) }
         }
