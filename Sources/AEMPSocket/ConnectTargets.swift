@@ -68,22 +68,24 @@ extension DNSResolver {
         // Resolve the targets in parallel, but never more than a few at once: an SRV answer over
         // TCP can list hundreds of targets.
         let resolved = await withTaskGroup(of: (Int, Result<[IPAddress], SocketError>).self) { group in
-            var pending = hosts.enumerated().makeIterator()
-            func startNext() {
-                guard let (index, target) = pending.next() else { return }
-                group.addTask {
-                    do throws(SocketError) {
-                        return (index, .success(try await self.addresses(for: target.name)))
-                    } catch {
-                        return (index, .failure(error))
-                    }
-                }
-            }
-            for _ in 0..<Self.maximumParallelTargetLookups { startNext() }
+            // Written without a nested function capturing the group: that shape was miscompiled in
+            // release builds (Swift 6.3.1), mixing up the indices the children returned.
             var results = [Result<[IPAddress], SocketError>?](repeating: nil, count: hosts.count)
-            for await (index, result) in group {
+            var next = 0
+            while next < min(hosts.count, Self.maximumParallelTargetLookups) {
+                let index = next
+                let name = hosts[index].name
+                group.addTask { (index, await self.addressResult(for: name)) }
+                next += 1
+            }
+            while let (index, result) = await group.next() {
                 results[index] = result
-                startNext()
+                if next < hosts.count {
+                    let index = next
+                    let name = hosts[index].name
+                    group.addTask { (index, await self.addressResult(for: name)) }
+                    next += 1
+                }
             }
             return results
         }
@@ -114,6 +116,15 @@ extension DNSResolver {
             "cannot resolve \(host):\(service)" + (firstError.map { ": \($0.message)" } ?? ""),
             underlying: firstError
         )
+    }
+
+    /// ``addresses(for:)`` as a `Result`, for the task group of ``connectTargets(host:service:)``.
+    private func addressResult(for name: String) async -> Result<[IPAddress], SocketError> {
+        do throws(SocketError) {
+            return .success(try await addresses(for: name))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// How many SRV targets ``connectTargets(host:service:)`` looks up at the same time.

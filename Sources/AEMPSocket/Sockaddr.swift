@@ -7,6 +7,11 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(CNIOLinux)
+// SwiftNIO's C shim re-exports the sockaddr declarations on Linux; with MemberImportVisibility the
+// whole-module (release) build then wants the shim imported to touch their fields.
+internal import CNIOLinux
+#endif
 
 /// What a binary sockaddr holds: an IP address and port, or a Unix-domain socket path
 /// (Perl: the `($service, $host)` pair of `unpack_sockaddr`).
