@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine, then runs the whole test suite.
+# Installs what the tests need on a fresh Debian machine, then runs the whole test suite
+# (in CI, or with AEMP_RELEASE_BUILD=1, after checking that the release build compiles).
 #   scripts/test.sh [extra swift test arguments]
 # Debian packages: dnsmasq-base (the dnsmasq binary without its system service: a real DNS server for the SRV tests), libcbor-xs-perl and
 # libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl), openssl (the TLS tests
@@ -34,6 +35,12 @@ fi
 if [ "$install_failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "scripts/test.sh: test dependencies are missing; refusing to run a partial suite in CI" >&2
     exit 1
+fi
+
+if [ "${CI:-}" = "true" ] || [ -n "${AEMP_RELEASE_BUILD:-}" ]; then
+    # Release (whole-module, optimized) builds have failed where debug builds passed; CI checks both.
+    echo "scripts/test.sh: release build"
+    swift build -c release
 fi
 
 exec swift test "$@"
