@@ -243,8 +243,11 @@ final class ConnectTests {
         let slot = ClientSlot()
         let port = first.port
         try onLoop { loop in
+            var options = HandleOptions()
+            // An error here is a test failure, reported as an event instead of the uncaught-error trap.
+            options.onError = { _, error in events.add("error \(error.code)") }
             let handle = Handle(
-                connectingTo: "twohomes.test", service: String(port), on: loop, resolver: resolver,
+                connectingTo: "twohomes.test", service: String(port), on: loop, resolver: resolver, options: options,
                 onPrepare: { _, _ in
                     events.add("prepare")
                     return nil

@@ -279,7 +279,10 @@ struct HandleTests {
         }
         #expect(fixture.peerRead(count: size, seconds: 10).bytes.count == size)
         got.wait(for: 2)
-        #expect(got.all.first == "early")
+        // Whether an "early" call happens depends on how the kernel splits the 2 MiB into socket
+        // writes (a last write that empties the buffer in one go gives only "done"); under load it
+        // may not. What must hold: every early call comes before the final one, and the last says done.
         #expect(got.all.last == "done")
+        #expect(got.all.dropLast().allSatisfy { $0 == "early" })
     }
 }
