@@ -624,6 +624,25 @@ struct SeedExampleTests {
         #expect(more == 0)
     }
 
+    @Test("async: cancelling a stalled write takes nothing back; the peer gets every byte in order, writing goes on")
+    func asyncCancelStalledWrite() async throws {
+        let fixture = try PeerFixture()
+        defer { fixture.shutdown() }
+        let handle: Handle = fixture.handle
+        let size = 16 << 20
+        let payload = ByteBuffer(repeating: UInt8(ascii: "w"), count: size)
+        let task = Task { try await handle.write(payload) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        task.cancel()
+        let tail = Task { try await handle.write("tail\n") }
+        let received = fixture.peerRead(count: size + 5, seconds: 20)
+        try await task.value
+        try await tail.value
+        #expect(received.bytes.count == size + 5)
+        #expect(received.bytes.prefix(size).allSatisfy { $0 == UInt8(ascii: "w") })
+        #expect(Array(received.bytes.suffix(5)) == Array("tail\n".utf8))
+    }
+
     @Test("async: a cancelled read between two others keeps the queue order")
     func asyncCancelMiddle() async throws {
         let fixture = try PeerFixture()
