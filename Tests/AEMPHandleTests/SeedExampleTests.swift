@@ -293,6 +293,81 @@ struct SeedExampleTests {
         #expect(got.all.count == 1)
     }
 
+    @Test("FAQ TLS server: one cert_file holding the key and then the certificate; a verifying client with peername")
+    func tlsServerCombinedFile() throws {
+        let certs = try tlsCertificates()
+        let combined = certs.path("combined-\(UUID().uuidString).pem")
+        let key = try String(contentsOfFile: certs.path("server.key"), encoding: .utf8)
+        let cert = try String(contentsOfFile: certs.path("server.pem"), encoding: .utf8)
+        try (key + "\n" + cert).write(toFile: combined, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: combined) }
+        let serverTLS = try TLSContext(.init(certFile: combined))
+        let clientTLS = try TLSTests.clientContext(certs)
+        let pair = try TLSPair(
+            server: { events in
+                var options = recordingOptions("S", events)
+                options.tls = .accept
+                options.tlsContext = serverTLS
+                return options
+            },
+            client: { events in
+                var options = recordingOptions("C", events)
+                options.tls = .connect
+                options.tlsContext = clientTLS
+                options.peername = "localhost"
+                return options
+            })
+        defer { pair.shutdown() }
+        let events = pair.events
+        pair.onLoop { server, client in
+            server.pushRead(.line()) { handle, line in
+                events.add("S:line:\(line.string)")
+                handle.pushWrite("world\n")
+            }
+            client.pushWrite("hello\n")
+            client.pushRead(.line()) { _, line in events.add("C:line:\(line.string)") }
+        }
+        #expect(pair.wait(for: "C:line:world") == ["S:line:hello", "C:line:world"])
+    }
+
+    @Test("FAQ: forgetting the last reference inside on_eof is safe; the handle closes and nothing runs afterwards")
+    func forgetInsideOnEof() throws {
+        final class Box: @unchecked Sendable {
+            var handle: Handle?
+        }
+        let got = Collector()
+        let box = Box()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let pair = try Bench.makePair(tcp: true)
+        defer { close(pair.peer) }
+        box.handle = try Handle.make(socket: pair.handle, group: group) {
+            var options = HandleOptions()
+            options.onRead = { handle in handle.consumeAll() }
+            options.onError = { _, error in got.add("error \(error.code)") }
+            options.onEof = { _ in
+                got.add("eof")
+                box.handle = nil
+            }
+            options.readTimeout = 0.05
+            options.onReadTimeout = { _ in got.add("rtimeout") }
+            return options
+        }.wait()
+        _ = Bench.writeAll(pair.peer, Array("bye".utf8))
+        shutdown(pair.peer, Int32(SHUT_WR))
+        #expect(got.wait(for: 1) == ["eof"])
+        var eof = false
+        let deadline = Date().addingTimeInterval(5)
+        while !eof, Date() < deadline {
+            eof = Bench.readAvailable(pair.peer).eof
+            if !eof { usleep(1000) }
+        }
+        #expect(eof)
+        usleep(100_000)
+        #expect(got.all == ["eof"])
+        box.handle = nil
+    }
+
     // MARK: destroy inside callbacks
 
     @Test("destroy inside a read callback: the other buffered lines and the EOF are never delivered")
