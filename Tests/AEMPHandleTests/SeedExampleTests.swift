@@ -70,7 +70,7 @@ final class PeerFixture: @unchecked Sendable {
 }
 
 /// The seed's examples and FAQ answers, error codes, options and backpressure, on real loopback sockets.
-@Suite("Handle seed examples and FAQ on loopback")
+@Suite("Handle seed examples and FAQ on loopback", .serialized)
 struct SeedExampleTests {
     static func recording(_ got: Collector) -> HandleOptions {
         var options = HandleOptions()
