@@ -118,6 +118,23 @@ extension DNSResolver {
         )
     }
 
+    /// The targets of a host and service that need no lookup at all (a textual IP address with a numeric
+    /// port, or `unix/` with an absolute path), or `nil` when ``connectTargets(host:service:)`` has to run.
+    ///
+    /// Lets ``tcpConnect(host:service:on:resolver:prepare:connect:)`` start such connects on its event
+    /// loop at once, without a detour through Swift concurrency's thread pool.
+    nonisolated static func immediateConnectTargets(host: String, service: String) -> [ConnectTarget]? {
+        if host == "unix/" {
+            return service.hasPrefix("/") ? [.unix(path: service)] : nil
+        }
+        guard !service.isEmpty, service.utf8.count <= 5,
+            service.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let port = Int(service), port <= 65535,
+            let address = parseIP(host)
+        else { return nil }
+        return [.ip(address, port: port)]
+    }
+
     /// ``addresses(for:)`` as a `Result`, for the task group of ``connectTargets(host:service:)``.
     private func addressResult(for name: String) async -> Result<[IPAddress], SocketError> {
         do throws(SocketError) {

@@ -226,8 +226,14 @@ public func tcpConnect(
     prepare: TCPConnectPrepare? = nil,
     connect: @escaping @Sendable (TCPConnectOutcome) -> Void
 ) -> TCPConnectGuard {
+    let targets: TCPConnector.Targets =
+        if let immediate = DNSResolver.immediateConnectTargets(host: host, service: service) {
+            .given(immediate)
+        } else {
+            .resolve(host: host, service: service, resolver: resolver)
+        }
     let connector = TCPConnector.start(
-        targets: .resolve(host: host, service: service, resolver: resolver),
+        targets: targets,
         on: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next(),
         prepare: prepare,
         connect: connect

@@ -164,3 +164,26 @@ struct ConnectTargetsDNSTests {
         #expect(error?.message.contains("nope.aemp.test") == true)
     }
 }
+
+@Suite struct ImmediateConnectTargetsTests {
+    @Test func numericHostAndPortNeedNoLookup() throws {
+        #expect(DNSResolver.immediateConnectTargets(host: "127.0.0.1", service: "4040") == [.ip(.ipv4Loopback, port: 4040)])
+        #expect(DNSResolver.immediateConnectTargets(host: "::1", service: "0") == [.ip(.ipv6Loopback, port: 0)])
+        #expect(DNSResolver.immediateConnectTargets(host: "unix/", service: "/tmp/s") == [.unix(path: "/tmp/s")])
+    }
+
+    @Test(arguments: [
+        ("localhost", "4040"), ("127.0.0.1", "http"), ("127.0.0.1", "aemp=4040"), ("127.0.0.1", "65536"),
+        ("127.0.0.1", ""), ("unix/", "relative"), ("example.org", "80"),
+    ])
+    func everythingElseGoesThroughTheResolver(host: String, service: String) {
+        #expect(DNSResolver.immediateConnectTargets(host: host, service: service) == nil)
+    }
+
+    @Test func immediateTargetsEqualTheResolvedOnes() async throws {
+        for (host, service) in [("127.1", "80"), ("::ffff:1.2.3.4", "00443"), ("unix/", "/x")] {
+            let resolved = try await DNSResolver.shared.connectTargets(host: host, service: service)
+            #expect(DNSResolver.immediateConnectTargets(host: host, service: service) == resolved)
+        }
+    }
+}
