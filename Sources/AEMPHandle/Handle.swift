@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// Buffered, event-driven stream I/O on a connected channel. Perl: `AnyEvent::Handle`.
 ///
@@ -25,6 +26,8 @@ public final class Handle: Sendable {
     /// The allocator for buffers written through this handle.
     public let allocator: ByteBufferAllocator
     let bound: NIOLoopBound<HandleCore>
+    /// Set by ``destroy()`` on any thread, before the destroy itself runs on the loop.
+    let destroyRequested = Atomic<Bool>(false)
 
     /// Adopts a connected channel (empty pipeline, `autoRead` off) and starts the handle.
     ///
@@ -187,6 +190,9 @@ public final class Handle: Sendable {
     /// Destroys the handle (Perl: `destroy`): no callback runs afterwards and later calls do nothing.
     /// Pending writes linger (``HandleOptions/linger``). Safe inside callbacks.
     public func destroy() {
+        // From another thread the destroy reaches the loop a moment later; nothing reported in between
+        // may reach a callback or the uncaught-error trap.
+        destroyRequested.store(true, ordering: .relaxed)
         perform { $0.destroy() }
     }
 

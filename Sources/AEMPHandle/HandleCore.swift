@@ -1,6 +1,7 @@
 import AEMPSocket
 import DequeModule
 import NIOCore
+import Synchronization
 import NIOSSL
 import NIOTLS
 
@@ -215,6 +216,11 @@ final class HandleCore: ChannelInboundHandler {
     /// Perl `_error`: reports `error` and destroys the handle afterwards when fatal.
     func reportError(_ error: HandleError) {
         guard !destroyed else { return }
+        if facade?.destroyRequested.load(ordering: .relaxed) == true {
+            // destroy() was called on another thread and is on its way: report nothing.
+            destroy()
+            return
+        }
         if error.isFatal { destroyError = error }
         if let onError, let handle = facade {
             onError(handle, error)

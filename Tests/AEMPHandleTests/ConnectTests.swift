@@ -86,6 +86,14 @@ final class RetrySlot: @unchecked Sendable {
 }
 
 /// Holds the client handle created on the loop.
+/// Options whose `onError` only records: a late error on a client handle must show up as a failed
+/// expectation, not as the uncaught-error trap that ends the whole test process.
+func tolerantOptions(_ errors: Collector? = nil) -> HandleOptions {
+    var options = HandleOptions()
+    options.onError = { _, error in errors?.add("error \(error.code)") }
+    return options
+}
+
 final class ClientSlot: @unchecked Sendable {
     var handle: Handle?
 }
@@ -120,7 +128,7 @@ final class ConnectTests {
         let port = server.port
         try onLoop { loop in
             let handle = Handle(
-                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions(),
                 onConnect: { handle, host, port, _ in
                     events.add("connect \(host) \(port) \(handle.channel != nil)")
                 },
@@ -144,7 +152,7 @@ final class ConnectTests {
         let slot = ClientSlot()
         let port = server.port
         try onLoop { loop in
-            let handle = Handle(connectingTo: "127.0.0.1", service: String(port), on: loop)
+            let handle = Handle(connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions())
             handle.onTimeout(.read) { handle in
                 events.add("rtimeout")
                 handle.destroy()
@@ -217,7 +225,7 @@ final class ConnectTests {
         let slot = ClientSlot()
         try onLoop { loop in
             slot.handle = Handle(
-                connectingTo: "127.0.0.1", service: "no-such-service-aemp", on: loop,
+                connectingTo: "127.0.0.1", service: "no-such-service-aemp", on: loop, options: tolerantOptions(),
                 onConnectError: { _, error in events.add("connect-error \(error.code)") })
         }
         #expect(events.wait(for: 1) == ["connect-error ENXIO"])
@@ -287,7 +295,7 @@ final class ConnectTests {
         let port = server.port
         try onLoop { loop in
             slot.handle = Handle(
-                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions(),
                 onConnect: { handle, _, _, retry in
                     events.add("connect")
                     // A large pending write on the old connection must not surface as an error.
@@ -310,7 +318,7 @@ final class ConnectTests {
         let port = server.port
         try onLoop { loop in
             slot.handle = Handle(
-                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions(),
                 onConnect: { _, _, _, retry in
                     events.add("connect")
                     retries.set(retry)
@@ -362,7 +370,7 @@ final class ConnectTests {
         let started = Date()
         try onLoop { loop in
             slot.handle = Handle(
-                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions(),
                 onPrepare: { _, channel in
                     events.add("prepare \(channel.isActive)")
                     return 0.2
@@ -405,7 +413,7 @@ final class ConnectTests {
         let events = Collector()
         try onLoop { loop in
             _ = Handle(
-                connectingTo: "127.0.0.1", service: String(port), on: loop,
+                connectingTo: "127.0.0.1", service: String(port), on: loop, options: tolerantOptions(),
                 onConnect: { _, _, _, _ in events.add("connect") },
                 onConnectError: { _, _ in events.add("connect-error") })
         }
@@ -422,7 +430,7 @@ final class ConnectTests {
         let slot = ClientSlot()
         try onLoop { loop in
             let handle = Handle(
-                connectingTo: "unix/", service: path, on: loop,
+                connectingTo: "unix/", service: path, on: loop, options: tolerantOptions(),
                 onConnect: { _, host, port, _ in events.add("connect \(host) \(port == path)") })
             handle.pushWrite("over unix\n")
             handle.pushRead(.line()) { _, line in events.add("read \(line.string)") }

@@ -74,7 +74,8 @@ final class SocketPairFixture: @unchecked Sendable {
     }
 
     func shutdown() {
-        handle.destroy()
+        let handle = self.handle
+        try? group.next().submit { handle.destroy() }.wait()
         closePeer()
         try? group.syncShutdownGracefully()
     }
