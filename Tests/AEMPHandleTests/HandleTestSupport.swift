@@ -49,16 +49,7 @@ final class SocketPairFixture: @unchecked Sendable {
 
     /// Reads until `count` bytes or EOF arrived (bounded).
     func peerRead(count: Int, seconds: Double = 5) -> (bytes: [UInt8], eof: Bool) {
-        var out: [UInt8] = []
-        var eof = false
-        let deadline = Date().addingTimeInterval(seconds)
-        while out.count < count, !eof, Date() < deadline {
-            let (data, sawEOF) = Bench.readAvailable(peer)
-            out += data
-            eof = sawEOF
-            if data.isEmpty, !eof { usleep(1000) }
-        }
-        return (out, eof)
+        Bench.readUntil(peer, count: count, seconds: seconds)
     }
 
     func onLoop(_ body: @escaping @Sendable (Handle) -> Void) {

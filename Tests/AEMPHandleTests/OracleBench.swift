@@ -83,6 +83,20 @@ enum Bench {
         return nil
     }
 
+    /// Reads until `count` bytes or EOF arrived, for at most `seconds`; returns the bytes and whether EOF was seen.
+    static func readUntil(_ fd: Int32, count: Int, seconds: Double) -> (bytes: [UInt8], eof: Bool) {
+        var out: [UInt8] = []
+        var eof = false
+        let deadline = Date().addingTimeInterval(seconds)
+        while out.count < count, !eof, Date() < deadline {
+            let (data, sawEOF) = readAvailable(fd)
+            out += data
+            eof = sawEOF
+            if data.isEmpty, !eof { usleep(1000) }
+        }
+        return (out, eof)
+    }
+
     /// Reads everything available now; returns the bytes and whether EOF was seen.
     static func readAvailable(_ fd: Int32) -> (bytes: [UInt8], eof: Bool) {
         var out: [UInt8] = []

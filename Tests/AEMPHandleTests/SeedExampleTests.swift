@@ -29,16 +29,7 @@ final class PeerFixture: @unchecked Sendable {
 
     /// Reads until `count` bytes or EOF arrived (bounded).
     func peerRead(count: Int, seconds: Double = 10) -> (bytes: [UInt8], eof: Bool) {
-        var out: [UInt8] = []
-        var eof = false
-        let deadline = Date().addingTimeInterval(seconds)
-        while out.count < count, !eof, Date() < deadline {
-            let (data, sawEOF) = Bench.readAvailable(peer)
-            out += data
-            eof = sawEOF
-            if data.isEmpty, !eof { usleep(1000) }
-        }
-        return (out, eof)
+        Bench.readUntil(peer, count: count, seconds: seconds)
     }
 
     /// Runs `body` on the handle's loop and waits for it.
