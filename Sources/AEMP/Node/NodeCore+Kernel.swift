@@ -1,0 +1,174 @@
+import AEMPCodecs
+import Foundation
+import Logging
+
+/// The failure of a remote evaluation, sent back as Perl's `$@`.
+public struct EvalError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The error text.
+    public var message: String
+
+    /// Creates an error with its text.
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    /// The error text.
+    public var description: String { message }
+}
+
+extension NodeCore {
+    /// The node-port tags the kernel itself handles (spec §5.2).
+    static let kernelTags: Set<String> = ["mon1", "mon0", "kil0", "kil1", "snd", "can", "eval", "time", "devnull", ""]
+
+    /// The function name of `spawn` (spec §5.2).
+    static let spawnFunction = "AnyEvent::MP::_spawn"
+
+    /// Handles a message to this node's node port: `[tag, args...]` (spec §5.2).
+    ///
+    /// Errors are only logged on this node, as Perl does; nothing is sent back.
+    func handleNodeMessage(_ message: [Value], from source: NodeID) {
+        let tag = message.first?.stringValue ?? ""
+        let arguments = message.dropFirst()
+        switch tag {
+        case "", "devnull":
+            return
+        case "mon1":
+            guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
+            if let port = ports[name] {
+                port.remoteWatchers.insert(source)
+            } else {
+                let reason = KillReason.noSuchPort(PortID(node: nodeID, name: name))
+                sendNodeMessage(to: source, [.text("kil0"), .text(name)] + reason.values)
+            }
+        case "mon0":
+            guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
+            ports[name]?.remoteWatchers.remove(source)
+        case "kil0":
+            guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
+            remotes[source]?.fireMonitors(portName: name, KillReason(Array(arguments.dropFirst())))
+        case "kil1":
+            guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
+            kill(name: name, reason: KillReason(Array(arguments.dropFirst())))
+        case "snd":
+            guard let target = arguments.first?.stringValue.flatMap(PortID.init) else { return malformed(tag, source) }
+            send(to: target, Array(arguments.dropFirst()), source: source)
+        case "can":
+            guard let asked = arguments.first?.stringValue else { return malformed(tag, source) }
+            let known = Self.kernelTags.contains(asked) || functions[asked] != nil || isDatabaseTag(asked)
+            reply(Array(arguments.dropFirst()), [.text(known ? "1" : "")], source: source)
+        case "time":
+            reply(Array(arguments), [.float(Date().timeIntervalSince1970)], source: source)
+        case "eval":
+            evaluate(Array(arguments), from: source)
+        default:
+            if isDatabaseTag(tag) {
+                databaseReceive(tag: tag, Array(arguments), from: source)
+            } else {
+                callFunction(tag, Array(arguments), from: source)
+            }
+        }
+    }
+
+    private func malformed(_ tag: String, _ source: NodeID) {
+        logger.warning("error processing node message from \(source): malformed '\(tag)' message")
+    }
+
+    /// Sends `[@reply[1...], extra...]` to the port ID in `reply[0]` (Perl: `snd @reply, ...`).
+    func reply(_ reply: [Value], _ extra: [Value], source: NodeID) {
+        guard let first = reply.first else { return }
+        guard let port = first.stringValue.flatMap(PortID.init) else {
+            logger.warning("error processing node message from \(source): reply port is not a port ID")
+            return
+        }
+        send(to: port, Array(reply.dropFirst()) + extra)
+    }
+
+    /// Sends `["", tag, args...]` to a node's node port.
+    func sendNodeMessage(to node: NodeID, _ message: [Value]) {
+        send(to: PortID.nodePort(of: node), message)
+    }
+
+    // MARK: eval
+
+    private func evaluate(_ arguments: [Value], from source: NodeID) {
+        guard let code = arguments.first?.stringValue else { return malformed("eval", source) }
+        let reply = Array(arguments.dropFirst())
+        if configuration.secure {
+            logger.warning("error processing node message from \(source): remote execution not allowed")
+            return
+        }
+        let result: Result<[Value], EvalError> =
+            evaluator?(code) ?? .failure(EvalError("eval is not supported by this node (\(nodeID) is a Swift node)\n"))
+        guard !reply.isEmpty else {
+            if case .failure(let error) = result {
+                logger.warning("error processing node message from \(source): \(error.message)")
+            }
+            return
+        }
+        switch result {
+        case .success(let values):
+            self.reply(reply, [.text("")] + values, source: source)
+        case .failure(let error):
+            self.reply(reply, [.text(error.message)], source: source)
+        }
+    }
+
+    // MARK: functions
+
+    /// Calls a registered function by name (Perl: `snd_to_func` on the receiving side, and `spawn`).
+    private func callFunction(_ name: String, _ arguments: [Value], from source: NodeID) {
+        if configuration.secure, !builtinFunctions.contains(name) {
+            logger.warning("error processing node message from \(source): remote execution not allowed (\(name))")
+            return
+        }
+        if name == Self.spawnFunction {
+            spawnLocally(arguments, from: source)
+            return
+        }
+        guard let function = functions[name] else {
+            logger.warning("error processing node message from \(source): \(name): undefined function")
+            return
+        }
+        let savedSource = currentSource
+        currentSource = source
+        defer { currentSource = savedSource }
+        do {
+            try function(FunctionContext(node: facade, port: nil, sourceNode: source), arguments)
+        } catch {
+            logger.warning("error processing node message from \(source): \(Self.errorText(error))")
+        }
+    }
+
+    /// The receiving side of `spawn`: `[newportname, initfunc, initdata...]`.
+    private func spawnLocally(_ arguments: [Value], from source: NodeID) {
+        guard arguments.count >= 2, let name = arguments[0].stringValue, let functionName = arguments[1].stringValue
+        else { return malformed(Self.spawnFunction, source) }
+        guard ports[name] == nil, !name.isEmpty else {
+            logger.warning("error processing node message from \(source): spawn: port \(name) exists")
+            return
+        }
+        createPort(name: name, callback: nil)
+        let port = PortID(node: nodeID, name: name)
+        guard let function = functions[functionName] else {
+            kill(name: name, reason: .die("\(functionName): undefined function"))
+            return
+        }
+        if configuration.secure, !builtinFunctions.contains(functionName) {
+            kill(name: name, reason: .die("remote execution not allowed"))
+            return
+        }
+        let savedPort = currentPort
+        let savedSource = currentSource
+        currentPort = port
+        currentSource = source
+        defer {
+            currentPort = savedPort
+            currentSource = savedSource
+        }
+        do {
+            try function(FunctionContext(node: facade, port: port, sourceNode: source), Array(arguments.dropFirst(2)))
+        } catch {
+            kill(name: name, reason: .die(Self.errorText(error)))
+        }
+    }
+}

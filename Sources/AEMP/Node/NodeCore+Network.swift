@@ -1,0 +1,323 @@
+import AEMPCodecs
+import AEMPHandle
+import AEMPSocket
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Why this node holds a handshake that is not attached yet.
+enum ConnectionPurpose {
+    /// Accepted on a listener.
+    case accepted
+    /// Dialled for a connect attempt to a node.
+    case dial(NodeID)
+    /// Dialled to a seed address (index into ``NodeCore/seeds``).
+    case seed(Int)
+}
+
+/// A configured seed address and what this node learned about it (spec §7, "Seeds").
+struct SeedState {
+    let address: String
+    /// The node ID its greeting announced.
+    var nodeID: NodeID?
+    /// The next retry delay.
+    var backoff: Duration
+    var timer: Scheduled<Void>?
+    /// A dial to the seed is in progress.
+    var dialing = false
+    /// The seed is this node itself: never dialled again.
+    var isSelf = false
+}
+
+/// The receiver of an authenticated connection whose greeting asked for a protocol upgrade
+/// (e.g. `aemp-dataconn`); it takes the connection's handle over.
+typealias ProtocolUpgradeHandler = (TransportConnection, HandshakeResult) -> Void
+
+extension NodeCore: TransportConnectionDelegate {
+    // MARK: Handshake settings
+
+    var handshakeConfiguration: HandshakeConfiguration {
+        var settings = HandshakeConfiguration(node: configuration, nodeID: nodeID)
+        settings.protocolUpgrades = Set(upgradeHandlers.keys)
+        return settings
+    }
+
+    /// Starts a handshake on a new connection.
+    func startConnection(
+        _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose,
+        protocolName: String = Greeting.aemp, dataConnID: String? = nil
+    ) -> TransportConnection {
+        let handle = Handle(channel: channel)
+        let connection = TransportConnection(
+            handle: handle, configuration: handshakeConfiguration, tls: tlsContext, direction: direction,
+            protocolName: protocolName, dataConnID: dataConnID,
+            handshakeTimeout: configuration.monitorTimeout, delegate: self)
+        pending[ObjectIdentifier(connection)] = (connection, purpose)
+        connection.start()
+        return connection
+    }
+
+    // MARK: Listening
+
+    /// Opens a listener per bind and records the concrete addresses (spec §1.3).
+    func listen() throws {
+        for bind in configuration.binds {
+            guard let parsed = parseHostPort(bind, defaultPort: 0) else {
+                throw NodeError.invalidBind(bind)
+            }
+            let wildcard = parsed.host == "*"
+            let server: TCPServer
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            let loop = eventLoop
+            do {
+                server = try tcpServer(
+                    host: wildcard ? nil : parsed.host, service: parsed.port, on: eventLoop
+                ) { connection in
+                    loop.execute { bound.value.accepted(connection) }
+                }
+            } catch {
+                throw NodeError.cannotListen(bind, String(describing: error))
+            }
+            servers.append(server)
+            let port = String(server.localPort)
+            if wildcard {
+                listenerAddresses += Self.localAddresses().map { formatHostPort(host: $0, port: port) }
+            } else {
+                listenerAddresses.append(formatHostPort(host: server.localHost, port: port))
+            }
+        }
+    }
+
+    private func accepted(_ connection: TCPConnection) {
+        guard !isShutDown else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        let peer = formatHostPort(host: connection.peerHost, port: String(connection.peerPort))
+        _ = startConnection(connection.channel, direction: .accepted(peerAddress: peer), purpose: .accepted)
+    }
+
+    /// The addresses of this machine's interfaces, for a wildcard bind (loopback first).
+    static func localAddresses() -> [String] {
+        var result: [String] = []
+        let devices = (try? System.enumerateDevices()) ?? []
+        for device in devices {
+            guard let address = device.address, let ip = address.ipAddress else { continue }
+            if ip.hasPrefix("fe80:") || result.contains(ip) { continue }
+            result.append(ip)
+        }
+        return result.sorted { lhs, rhs in
+            let lhsLoop = lhs.hasPrefix("127.") || lhs == "::1"
+            let rhsLoop = rhs.hasPrefix("127.") || rhs == "::1"
+            return lhsLoop != rhsLoop ? lhsLoop : lhs < rhs
+        }
+    }
+
+    // MARK: Dialling
+
+    /// Dials one address for a connect attempt of `remote`.
+    func dial(address: String, for remote: RemoteNode) {
+        dialAddress(address) { channel in
+            guard remote.connecting, !self.isShutDown else {
+                channel.close(promise: nil)
+                return
+            }
+            let connection = self.startConnection(channel, direction: .dialled(address: address), purpose: .dial(remote.nodeID))
+            remote.dials[ObjectIdentifier(connection)] = connection
+        }
+    }
+
+    /// Connects to `address` ("host:port") on the node's loop; failures are only logged (spec §8: dial
+    /// errors end in `connect timeout`).
+    func dialAddress(_ address: String, _ connected: @escaping (any Channel) -> Void) {
+        guard let target = parseHostPort(address) else {
+            logger.warning("cannot dial \(address): not a host:port address")
+            return
+        }
+        let bound = NIOLoopBound((self, connected), eventLoop: eventLoop)
+        let loop = eventLoop
+        _ = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
+            loop.execute {
+                let (core, connected) = bound.value
+                if let connection = outcome.connection {
+                    connected(connection.channel)
+                } else {
+                    core.logger.debug("cannot dial \(address): \(outcome.error.map { "\($0)" } ?? "failed")")
+                }
+            }
+        })
+    }
+
+    // MARK: Seeds
+
+    func startSeeds() {
+        seeds = configuration.seeds.map { SeedState(address: $0, backoff: Self.initialSeedBackoff()) }
+        for index in seeds.indices {
+            dialSeed(index)
+        }
+    }
+
+    static func initialSeedBackoff() -> Duration {
+        .milliseconds(Int64(600 * Double.random(in: 1...2)))
+    }
+
+    func dialSeed(_ index: Int) {
+        guard !isShutDown, seeds.indices.contains(index) else { return }
+        seeds[index].timer?.cancel()
+        seeds[index].timer = nil
+        let seed = seeds[index]
+        if seed.isSelf || seed.dialing { return }
+        if let node = seed.nodeID, remotes[node]?.isUp == true { return }
+        seeds[index].dialing = true
+        dialAddress(seed.address) { channel in
+            guard !self.isShutDown else {
+                channel.close(promise: nil)
+                return
+            }
+            _ = self.startConnection(channel, direction: .dialled(address: seed.address), purpose: .seed(index))
+        }
+        // A dial that fails before any handshake starts is retried like a failed handshake.
+        scheduleSeedRetry(index)
+    }
+
+    /// Retries a seed later, doubling the delay up to `monitor_timeout`.
+    func scheduleSeedRetry(_ index: Int) {
+        guard !isShutDown, seeds.indices.contains(index), !seeds[index].isSelf else { return }
+        let delay = seeds[index].backoff
+        seeds[index].backoff = min(delay * 2, configuration.monitorTimeout)
+        seeds[index].timer?.cancel()
+        seeds[index].timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay.timeAmount) {
+            self.seeds[index].dialing = false
+            self.dialSeed(index)
+        }
+    }
+
+    // MARK: TransportConnectionDelegate
+
+    func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
+        guard let (_, purpose) = pending[ObjectIdentifier(c)] else { return }
+        let peer = greeting.nodeID
+        if case .seed(let index) = purpose, seeds.indices.contains(index) {
+            seeds[index].nodeID = peer
+            if peer == nodeID {
+                // Our own seed list contains us: we are a global node (spec §6.1).
+                seeds[index].isSelf = true
+                seeds[index].timer?.cancel()
+                becomeGlobal()
+            } else {
+                var addresses = knownAddresses[peer] ?? []
+                if !addresses.contains(seeds[index].address) { addresses.append(seeds[index].address) }
+                knownAddresses[peer] = addresses
+                databaseSeedGreeted(peer)
+            }
+        }
+    }
+
+    func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool {
+        remotes[node]?.isUp ?? false
+    }
+
+    func connectionAuthenticated(_ c: TransportConnection, _ result: HandshakeResult) -> Bool {
+        pending[ObjectIdentifier(c)] = nil
+        if result.protocolName != Greeting.aemp {
+            guard let handler = upgradeHandlers[result.protocolName] else {
+                c.close()
+                return false
+            }
+            handler(c, result)
+            return false
+        }
+        let node = result.peerNodeID
+        remote(node).attach(c)
+        return true
+    }
+
+    func connection(_ c: TransportConnection, received message: [Value]) {
+        guard let node = c.result?.peerNodeID, let remote = remotes[node], remote.link === c else { return }
+        guard let portName = message.first?.stringValue else {
+            logger.warning("message from \(node) without a port name dropped")
+            return
+        }
+        deliver(name: portName, Array(message.dropFirst()), source: node)
+    }
+
+    func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool) {
+        let entry = pending.removeValue(forKey: ObjectIdentifier(c))
+        if authenticated, let node = c.result?.peerNodeID, let remote = remotes[node], remote.link === c {
+            remote.lost(message: message)
+            return
+        }
+        guard let (_, purpose) = entry else { return }
+        switch purpose {
+        case .accepted:
+            logger.notice("connection from \(c.peerGreeting?.nodeID.description ?? "unknown node") failed: \(message)")
+        case .dial(let node):
+            remotes[node]?.dials[ObjectIdentifier(c)] = nil
+            logger.notice("connection to \(node) failed: \(message)")
+        case .seed(let index):
+            if seeds.indices.contains(index), !seeds[index].isSelf {
+                logger.notice("connection to seed \(seeds[index].address) failed: \(message)")
+            }
+        }
+    }
+
+    // MARK: Node up and down
+
+    func nodeCameUp(_ node: NodeID) {
+        announce(node: node, up: true, reason: .normal)
+        databaseNodeUp(node)
+    }
+
+    func nodeWentDown(_ node: NodeID, reason: KillReason) {
+        announce(node: node, up: false, reason: reason)
+        databaseNodeDown(node)
+        for index in seeds.indices where seeds[index].nodeID == node {
+            seeds[index].dialing = false
+            seeds[index].backoff = Self.initialSeedBackoff()
+            scheduleSeedRetry(index)
+        }
+    }
+
+    /// The record of a node, created on first use.
+    func remote(_ node: NodeID) -> RemoteNode {
+        if let existing = remotes[node] { return existing }
+        let created = RemoteNode(nodeID: node, core: self)
+        remotes[node] = created
+        return created
+    }
+
+    // MARK: Shutdown
+
+    func shutdownNetwork() {
+        for server in servers { server.cancel() }
+        servers.removeAll()
+        for index in seeds.indices { seeds[index].timer?.cancel() }
+        seeds.removeAll()
+        for remote in remotes.values { remote.shutdown() }
+        let open = pending.values.map(\.0)
+        pending.removeAll()
+        for connection in open { connection.close() }
+    }
+}
+
+/// Why a node could not start. Perl: `configure` croaks.
+public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The explanation.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    static func invalidBind(_ bind: String) -> NodeError {
+        NodeError("bind '\(bind)' is not a host:port address")
+    }
+
+    static func cannotListen(_ bind: String, _ reason: String) -> NodeError {
+        NodeError("cannot listen on '\(bind)': \(reason)")
+    }
+
+    /// The explanation.
+    public var description: String { message }
+}

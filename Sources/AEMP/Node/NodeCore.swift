@@ -1,0 +1,330 @@
+import AEMPCodecs
+import AEMPHandle
+import AEMPSocket
+import DequeModule
+import Logging
+import NIOCore
+
+/// What a monitor does when its port dies. Perl: the forms of `mon`.
+enum MonitorAction: Sendable {
+    /// `mon $port, $cb`: call with the reason.
+    case callback(@Sendable (KillReason) -> Void)
+    /// `mon $port, $otherport` (and `mon $port` = `$SELF`): kill `other` with the reason, only when the
+    /// reason is not a normal kill.
+    case kill(PortID)
+    /// `mon $port, $rcvport, @msg`: send `@msg, @reason` to the port.
+    case send(PortID, [Value])
+}
+
+/// A port living on this node.
+final class LocalPort {
+    var defaultCallback: PortCallback?
+    var tagCallbacks: [String: PortCallback] = [:]
+    /// Local monitors, fired in registration order.
+    var monitors: [UInt64: MonitorAction] = [:]
+    /// Nodes that sent `mon1` for this port.
+    var remoteWatchers: Set<NodeID> = []
+
+    init(callback: PortCallback?) {
+        self.defaultCallback = callback
+    }
+}
+
+/// The loop-confined state of a ``Node``: ports, monitors, the kernel and the known nodes.
+///
+/// Everything here runs on ``eventLoop``; the ``Node`` facade hops there.
+final class NodeCore {
+    let nodeID: NodeID
+    let eventLoop: any EventLoop
+    var configuration: NodeConfiguration
+    var logger: Logger
+    unowned(unsafe) var facade: Node!
+
+    var ports: [String: LocalPort] = [:]
+    var remotes: [NodeID: RemoteNode] = [:]
+    var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
+    var functions: [String: NodeFunction] = [:]
+    /// Functions the library itself registers (spawn, DataConn); allowed in secure mode.
+    var builtinFunctions: Set<String> = []
+    var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
+    var nextMonitorID: UInt64 = 0
+    var isShutDown = false
+
+    // Network state (NodeCore+Network.swift).
+    var servers: [TCPServer] = []
+    /// The concrete listener addresses (`ip:port`), published as family `'l`.
+    var listenerAddresses: [String] = []
+    var seeds: [SeedState] = []
+    /// Addresses learned from seeds and lookups.
+    var knownAddresses: [NodeID: [String]] = [:]
+    /// Handshakes not attached yet.
+    var pending: [ObjectIdentifier: (TransportConnection, ConnectionPurpose)] = [:]
+    var upgradeHandlers: [String: ProtocolUpgradeHandler] = [:]
+    var tlsContext: TLSContext?
+    /// Address lookups waiting for `g_found`.
+    var addressWaiters: [NodeID: [([String]?) -> Void]] = [:]
+
+    /// Messages to local ports, delivered on the next loop tick in order.
+    var localQueue: Deque<LocalDelivery> = []
+    var localDrainScheduled = false
+
+    /// The port whose callback runs now (Perl: `$SELF`) and the origin of its message (`$SRCNODE`).
+    var currentPort: PortID?
+    var currentSource: NodeID?
+
+    /// Work for the local queue: a message for a local port, or a step that must come after the
+    /// messages sent before it (a monitor of a port that a queued `spawn` may still create).
+    enum LocalDelivery {
+        case message(name: String, [Value], source: NodeID)
+        case step(() -> Void)
+    }
+
+    /// Monitors of local ports that did not exist yet when registered, checked in queue order.
+    var deferredMonitors: [UInt64: (String, MonitorAction)] = [:]
+
+    init(nodeID: NodeID, eventLoop: any EventLoop, configuration: NodeConfiguration, logger: Logger) {
+        self.nodeID = nodeID
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.logger = logger
+        self.logger[metadataKey: "aemp.node"] = "\(nodeID)"
+    }
+
+    func makeMonitorID() -> UInt64 {
+        nextMonitorID += 1
+        return nextMonitorID
+    }
+
+    // MARK: Ports
+
+    func createPort(name: String, callback: PortCallback?) {
+        guard !isShutDown else { return }
+        ports[name] = LocalPort(callback: callback)
+    }
+
+    func setCallback(port name: String, tag: String?, callback: PortCallback?) {
+        guard let port = ports[name] else { return }
+        if let tag {
+            port.tagCallbacks[tag] = callback
+        } else {
+            port.defaultCallback = callback
+        }
+    }
+
+    /// Perl: `snd`. Local ports get the message on the next tick; remote ones through their node.
+    func send(to port: PortID, _ message: [Value], source: NodeID? = nil) {
+        guard !isShutDown else { return }
+        if port.node == nodeID {
+            enqueueLocal(.message(name: port.name, message, source: source ?? nodeID))
+        } else {
+            remote(port.node).send(portName: port.name, message)
+        }
+    }
+
+    func enqueueLocal(_ work: LocalDelivery) {
+        localQueue.append(work)
+        if !localDrainScheduled {
+            localDrainScheduled = true
+            eventLoop.assumeIsolatedUnsafeUnchecked().execute { self.drainLocal() }
+        }
+    }
+
+    func drainLocal() {
+        localDrainScheduled = false
+        // Messages queued by the callbacks below are delivered in this same drain, in order.
+        while !isShutDown, let work = localQueue.popFirst() {
+            switch work {
+            case .message(let name, let message, let source):
+                deliver(name: name, message, source: source)
+            case .step(let body):
+                body()
+            }
+        }
+    }
+
+    /// Hands one message to a local port (or the kernel for the node port).
+    func deliver(name: String, _ message: [Value], source: NodeID) {
+        if name.isEmpty {
+            handleNodeMessage(message, from: source)
+            return
+        }
+        // Unknown ports drop their messages silently (spec §5.1).
+        guard let port = ports[name] else { return }
+        let id = PortID(node: nodeID, name: name)
+        if !port.tagCallbacks.isEmpty, let tag = message.first?.stringValue, let callback = port.tagCallbacks[tag] {
+            run(callback, port: id, source: source, Array(message.dropFirst()))
+        } else if let callback = port.defaultCallback {
+            run(callback, port: id, source: source, message)
+        } else {
+            kill(name: name, reason: .unhandledMessage(firstElement: message.first))
+        }
+    }
+
+    private func run(_ callback: PortCallback, port: PortID, source: NodeID, _ message: [Value]) {
+        let savedPort = currentPort
+        let savedSource = currentSource
+        currentPort = port
+        currentSource = source
+        defer {
+            currentPort = savedPort
+            currentSource = savedSource
+        }
+        do {
+            try callback(PortContext(node: facade, port: port, sourceNode: source), message)
+        } catch {
+            kill(name: port.name, reason: .die(Self.errorText(error)))
+        }
+    }
+
+    static func errorText(_ error: any Error) -> String {
+        String(describing: error)
+    }
+
+    /// Perl: `kil $port, @reason`.
+    func kill(_ port: PortID, reason: KillReason) {
+        guard !isShutDown else { return }
+        if port.node == nodeID {
+            kill(name: port.name, reason: reason)
+        } else if !port.name.isEmpty {
+            remote(port.node).send(portName: "", [.text("kil1"), .text(port.name)] + reason.values)
+        }
+    }
+
+    /// Kills a local port: removes it, then runs its monitors (local, then remote watchers).
+    func kill(name: String, reason: KillReason) {
+        guard let port = ports.removeValue(forKey: name) else { return }
+        if port.monitors.isEmpty, port.remoteWatchers.isEmpty, !reason.isNormal {
+            logger.info("unmonitored local port \(name) died with reason: \(reason)")
+        }
+        for id in port.monitors.keys.sorted() {
+            fire(port.monitors[id]!, reason)
+        }
+        for watcher in port.remoteWatchers.sorted() {
+            if let remote = remotes[watcher], remote.isUp {
+                remote.send(portName: "", [.text("kil0"), .text(name)] + reason.values)
+            }
+        }
+        portDied(PortID(node: nodeID, name: name))
+    }
+
+    /// Hook for the database (`db_reg`) and extensions: a local port died.
+    func portDied(_ port: PortID) {
+        databasePortDied(port)
+    }
+
+    func fire(_ action: MonitorAction, _ reason: KillReason) {
+        switch action {
+        case .callback(let callback):
+            callback(reason)
+        case .kill(let other):
+            if !reason.isNormal { kill(other, reason: reason) }
+        case .send(let port, let message):
+            send(to: port, message + reason.values)
+        }
+    }
+
+    // MARK: Monitors
+
+    /// Perl: `mon`. Returns the key that cancels it.
+    func monitor(_ port: PortID, _ action: MonitorAction) -> MonitorKey? {
+        guard !isShutDown else { return nil }
+        let id = makeMonitorID()
+        if port.node == nodeID {
+            if port.name.isEmpty { return nil }  // the own node port never dies
+            guard let local = ports[port.name] else {
+                // Like a remote `mon1`, checked after the messages sent before it (one of them may be
+                // the `spawn` that creates the port); a port missing then is reported as no_such_port.
+                deferredMonitors[id] = (port.name, action)
+                enqueueLocal(.step {
+                    guard let (name, action) = self.deferredMonitors.removeValue(forKey: id) else { return }
+                    if let local = self.ports[name] {
+                        local.monitors[id] = action
+                    } else {
+                        self.fire(action, .noSuchPort(port))
+                    }
+                })
+                return .local(name: port.name, id: id)
+            }
+            local.monitors[id] = action
+            return .local(name: port.name, id: id)
+        }
+        let remote = remote(port.node)
+        remote.addMonitor(portName: port.name, id: id, action)
+        return .remote(node: port.node, portName: port.name, id: id)
+    }
+
+    func cancel(_ key: MonitorKey) {
+        switch key {
+        case .local(let name, let id):
+            ports[name]?.monitors[id] = nil
+            deferredMonitors[id] = nil
+        case .remote(let node, let portName, let id):
+            remotes[node]?.removeMonitor(portName: portName, id: id)
+        case .nodes(let id):
+            nodeMonitors[id] = nil
+        case .database(let id):
+            databaseCancel(id)
+        }
+    }
+
+    /// Perl: `mon_nodes`.
+    func monitorNodes(_ callback: @escaping @Sendable (NodeID, Bool, KillReason) -> Void) -> MonitorKey {
+        let id = makeMonitorID()
+        nodeMonitors[id] = callback
+        return .nodes(id: id)
+    }
+
+    func announce(node: NodeID, up: Bool, reason: KillReason) {
+        for id in nodeMonitors.keys.sorted() {
+            nodeMonitors[id]?(node, up, reason)
+        }
+    }
+
+    // MARK: Node state
+
+    /// Perl: `node_is_up`.
+    func state(of node: NodeID) -> NodeState? {
+        if node == nodeID { return .up }
+        guard let remote = remotes[node] else { return nil }
+        return remote.isUp ? .up : .known
+    }
+
+    /// Perl: `up_nodes`.
+    var upNodes: [NodeID] {
+        remotes.values.filter(\.isUp).map(\.nodeID).sorted()
+    }
+}
+
+/// What cancels a registration made on the loop.
+enum MonitorKey: Sendable {
+    case local(name: String, id: UInt64)
+    case remote(node: NodeID, portName: String, id: UInt64)
+    case nodes(id: UInt64)
+    case database(id: UInt64)
+}
+
+extension NodeCore {
+    /// Starts the network side after the listeners are open.
+    func start() {
+        startSeeds()
+    }
+
+    /// Builds the TLS context from the configured certificate.
+    func prepareTLS() throws {
+        tlsContext = nil
+        if configuration.certificate != nil {
+            tlsContext = try TransportConnection.tlsContext(certificate: configuration.certificate!)
+        }
+    }
+
+    /// Perl has no shutdown; ours closes everything without firing monitors.
+    func shutdown() {
+        guard !isShutDown else { return }
+        isShutDown = true
+        shutdownNetwork()
+        ports.removeAll()
+        nodeMonitors.removeAll()
+        localQueue.removeAll()
+        deferredMonitors.removeAll()
+    }
+}

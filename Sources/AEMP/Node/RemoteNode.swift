@@ -1,0 +1,196 @@
+import AEMPCodecs
+import AEMPHandle
+import DequeModule
+import Logging
+import NIOCore
+
+/// Another node as this node knows it: its connection, the messages waiting for it, and this node's
+/// monitors of its ports. Perl: an `AnyEvent::MP::Node::Remote` object in `%NODE`.
+///
+/// Loop-confined to the owning ``NodeCore``.
+final class RemoteNode {
+    let nodeID: NodeID
+    unowned let core: NodeCore
+
+    /// The attached, authenticated connection while the node is up.
+    var link: TransportConnection?
+    /// Messages waiting for the connection (port name, elements), in order.
+    var queue: Deque<(String, [Value])> = []
+    /// Monitors of this node's ports: port name → monitor ID → action.
+    var monitors: [String: [UInt64: MonitorAction]] = [:]
+
+    /// A connect attempt is running (spec §7).
+    var connecting = false
+    var connectTimer: Scheduled<Void>?
+    var dialTimer: Scheduled<Void>?
+    /// Handshakes this node started towards the node for the current attempt.
+    var dials: [ObjectIdentifier: TransportConnection] = [:]
+    /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
+    var attempt: UInt64 = 0
+
+    init(nodeID: NodeID, core: NodeCore) {
+        self.nodeID = nodeID
+        self.core = core
+    }
+
+    var isUp: Bool { link != nil }
+
+    // MARK: Sending
+
+    /// Sends `[portName, elements...]`, connecting first if needed (spec §7: connect on first use).
+    func send(portName: String, _ elements: [Value]) {
+        if let link {
+            do {
+                try link.send(portName: portName, elements)
+            } catch {
+                core.logger.error("cannot send a message to \(nodeID)#\(portName): \(error)")
+            }
+            return
+        }
+        queue.append((portName, elements))
+        connect()
+    }
+
+    // MARK: Monitors
+
+    func addMonitor(portName: String, id: UInt64, _ action: MonitorAction) {
+        let first = monitors[portName]?.isEmpty ?? true
+        monitors[portName, default: [:]][id] = action
+        // Monitoring the node port sends nothing and opens no connection (spec §5.4).
+        if first, !portName.isEmpty {
+            send(portName: "", [.text("mon1"), .text(portName)])
+        }
+    }
+
+    func removeMonitor(portName: String, id: UInt64) {
+        guard monitors[portName]?.removeValue(forKey: id) != nil else { return }
+        if monitors[portName]!.isEmpty {
+            monitors[portName] = nil
+            if !portName.isEmpty, isUp {
+                send(portName: "", [.text("mon0"), .text(portName)])
+            }
+        }
+    }
+
+    /// `kil0` from the node: the monitors of that port fire once and are removed.
+    func fireMonitors(portName: String, _ reason: KillReason) {
+        guard let actions = monitors.removeValue(forKey: portName) else { return }
+        for id in actions.keys.sorted() {
+            core.fire(actions[id]!, reason)
+        }
+    }
+
+    // MARK: Connecting (spec §7)
+
+    /// Starts a connect attempt unless one is running or the node is up.
+    func connect() {
+        guard !connecting, link == nil, !core.isShutDown else { return }
+        connecting = true
+        attempt &+= 1
+        let generation = attempt
+        let loop = core.eventLoop.assumeIsolatedUnsafeUnchecked()
+        connectTimer = loop.scheduleTask(in: core.configuration.connectInterval.timeAmount) {
+            guard self.attempt == generation, self.connecting else { return }
+            self.fail(message: KillReason.connectTimeout)
+        }
+        core.lookupAddresses(of: nodeID) { addresses in
+            guard self.attempt == generation, self.connecting else { return }
+            guard let addresses, !addresses.isEmpty else {
+                self.fail(message: KillReason.noKnownAddress)
+                return
+            }
+            self.dial(addresses, index: 0, generation: generation)
+        }
+    }
+
+    /// Dials the addresses one after the other: the first at once, then one every dial interval
+    /// (spec §7 step 3), going round until the attempt ends.
+    private func dial(_ addresses: [String], index: Int, generation: UInt64) {
+        guard attempt == generation, connecting else { return }
+        core.dial(address: addresses[index % addresses.count], for: self)
+        let interval = core.configuration.dialInterval(addressCount: addresses.count)
+        let jittered = TimeAmount.nanoseconds(Int64(Double(interval.timeAmount.nanoseconds) * Double.random(in: 0.9...1.0)))
+        dialTimer = core.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: jittered) {
+            self.dial(addresses, index: index + 1, generation: generation)
+        }
+    }
+
+    /// A handshake to or from the node completed: it becomes the node's connection.
+    func attach(_ connection: TransportConnection) {
+        if let old = link {
+            // Two handshakes completed: the newer one wins (spec §7 step 5).
+            old.close()
+            lost(message: KillReason.switchedConnections)
+        }
+        endAttempt()
+        link = connection
+        core.logger.info("node \(nodeID) is up")
+        core.nodeCameUp(nodeID)
+        // Queued messages go out in order, unless a callback above took the node down again.
+        while link === connection, let (portName, elements) = queue.popFirst() {
+            send(portName: portName, elements)
+        }
+    }
+
+    /// The attached connection ended.
+    func lost(message: String) {
+        guard link != nil else { return }
+        link = nil
+        core.logger.notice("node \(nodeID) is down: \(message)")
+        fail(message: message, wasUp: true)
+    }
+
+    /// Ends the attempt or the connection: every monitor of the node's ports fires with
+    /// `("transport_error", node, message)`, queued messages are dropped, then node-down is announced
+    /// if the node was up (spec §5.4).
+    func fail(message: String, wasUp: Bool = false) {
+        if !wasUp {
+            core.logger.notice("cannot connect to node \(nodeID): \(message)")
+        }
+        endAttempt()
+        queue.removeAll()
+        let reason = KillReason.transportError(node: nodeID, message: message)
+        let fired = monitors
+        monitors.removeAll()
+        for portName in fired.keys.sorted() {
+            for id in fired[portName]!.keys.sorted() {
+                core.fire(fired[portName]![id]!, reason)
+            }
+        }
+        if wasUp {
+            core.nodeWentDown(nodeID, reason: reason)
+        }
+    }
+
+    /// Stops timers and the handshakes of the current attempt.
+    private func endAttempt() {
+        connecting = false
+        attempt &+= 1
+        connectTimer?.cancel()
+        connectTimer = nil
+        dialTimer?.cancel()
+        dialTimer = nil
+        let pending = dials
+        dials.removeAll()
+        for connection in pending.values where connection !== link {
+            connection.close()
+        }
+    }
+
+    /// Drops everything at node shutdown, without callbacks.
+    func shutdown() {
+        endAttempt()
+        queue.removeAll()
+        monitors.removeAll()
+        link?.close()
+        link = nil
+    }
+}
+
+extension Duration {
+    /// This duration as a NIO `TimeAmount`.
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
