@@ -69,7 +69,11 @@ let package = Package(
         ),
         .target(
             name: "AEMPDataConn",
-            dependencies: ["AEMP", "AEMPHandle"],
+            dependencies: [
+                "AEMP", "AEMPHandle", "AEMPCodecs",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -125,7 +129,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AEMPDataConnTests",
-            dependencies: ["AEMPDataConn"],
+            dependencies: [
+                "AEMPDataConn", "AEMP", "AEMPHandle", "AEMPCodecs", "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

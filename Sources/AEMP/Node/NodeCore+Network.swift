@@ -13,6 +13,8 @@ enum ConnectionPurpose {
     case dial(NodeID)
     /// Dialled to a seed address (index into ``NodeCore/seeds``).
     case seed(Int)
+    /// Dialled with a protocol upgrade greeting (DataConn); `failed` gets the error text.
+    case upgrade(failed: (String) -> Void)
 }
 
 /// A configured seed address and what this node learned about it (spec §7, "Seeds").
@@ -129,23 +131,41 @@ extension NodeCore: TransportConnectionDelegate {
 
     /// Connects to `address` ("host:port") on the node's loop; failures are only logged (spec §8: dial
     /// errors end in `connect timeout`).
-    func dialAddress(_ address: String, _ connected: @escaping (any Channel) -> Void) {
+    func dialAddress(
+        _ address: String, failed: ((String) -> Void)? = nil, _ connected: @escaping (any Channel) -> Void
+    ) {
         guard let target = parseHostPort(address) else {
             logger.warning("cannot dial \(address): not a host:port address")
+            failed?("\(address): not a host:port address")
             return
         }
-        let bound = NIOLoopBound((self, connected), eventLoop: eventLoop)
+        let bound = NIOLoopBound((self, connected, failed), eventLoop: eventLoop)
         let loop = eventLoop
         _ = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
             loop.execute {
-                let (core, connected) = bound.value
+                let (core, connected, failed) = bound.value
                 if let connection = outcome.connection {
                     connected(connection.channel)
                 } else {
-                    core.logger.debug("cannot dial \(address): \(outcome.error.map { "\($0)" } ?? "failed")")
+                    let text = outcome.error.map { "\($0)" } ?? "connect failed"
+                    core.logger.debug("cannot dial \(address): \(text)")
+                    failed?(text)
                 }
             }
         })
+    }
+
+    /// Dials with a protocol upgrade greeting (spec §9.1).
+    func dialUpgrade(address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void) {
+        dialAddress(address, failed: failed) { channel in
+            guard !self.isShutDown else {
+                channel.close(promise: nil)
+                return
+            }
+            _ = self.startConnection(
+                channel, direction: .dialled(address: address), purpose: .upgrade(failed: failed),
+                protocolName: protocolName, dataConnID: dataConnID)
+        }
     }
 
     // MARK: Seeds
@@ -258,6 +278,8 @@ extension NodeCore: TransportConnectionDelegate {
             if seeds.indices.contains(index), !seeds[index].isSelf {
                 logger.notice("connection to seed \(seeds[index].address) failed: \(message)")
             }
+        case .upgrade(let failed):
+            failed(message)
         }
     }
 

@@ -61,6 +61,8 @@ final class NodeCore {
     var pending: [ObjectIdentifier: (TransportConnection, ConnectionPurpose)] = [:]
     var upgradeHandlers: [String: ProtocolUpgradeHandler] = [:]
     var tlsContext: TLSContext?
+    /// State of protocol extensions (DataConn), by name.
+    var extensionState: [String: AnyObject] = [:]
     /// Address lookups waiting for `g_found`.
     var addressWaiters: [NodeID: [([String]?) -> Void]] = [:]
 
@@ -296,7 +298,7 @@ final class NodeCore {
 }
 
 /// What cancels a registration made on the loop.
-enum MonitorKey: Sendable {
+package enum MonitorKey: Sendable {
     case local(name: String, id: UInt64)
     case remote(node: NodeID, portName: String, id: UInt64)
     case nodes(id: UInt64)

@@ -20,6 +20,8 @@ final class TransportConnection {
     func start() {}
     private(set) var result: HandshakeResult?
     var peerGreeting: Greeting? { nil }
+    var dataConnID: String? { nil }
+    let handle: Handle
     func send(portName: String, _ elements: [Value]) throws(TransportSendError) {}
     func send(_ message: [Value]) throws(TransportSendError) {}
     var writeBufferLength: Int { 0 }
