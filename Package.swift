@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "AEMPTests",
             dependencies: [
-                "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                "AEMP", "AEMPCodecs", "AEMPHandle", "AEMPSocket", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
