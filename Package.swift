@@ -123,6 +123,7 @@ let package = Package(
             dependencies: [
                 "AEMP", "AEMPCodecs", "AEMPHandle", "AEMPSocket", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings

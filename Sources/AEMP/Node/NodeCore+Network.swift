@@ -49,6 +49,7 @@ extension NodeCore: TransportConnectionDelegate {
         _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose,
         protocolName: String = Greeting.aemp, dataConnID: String? = nil
     ) -> TransportConnection {
+        logger.trace("starting handshake on \(channel.remoteAddress?.description ?? "?") as \(purpose)")
         let handle = Handle(channel: channel)
         let connection = TransportConnection(
             handle: handle, configuration: handshakeConfiguration, tls: tlsContext, direction: direction,
@@ -139,11 +140,15 @@ extension NodeCore: TransportConnectionDelegate {
             failed?("\(address): not a host:port address")
             return
         }
+        // The guard keeps the attempt alive (dropping it would abort it, as in Perl).
+        dialCounter &+= 1
+        let key = dialCounter
         let bound = NIOLoopBound((self, connected, failed), eventLoop: eventLoop)
         let loop = eventLoop
-        _ = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
+        let guardian = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
             loop.execute {
                 let (core, connected, failed) = bound.value
+                core.dialGuards[key] = nil
                 if let connection = outcome.connection {
                     connected(connection.channel)
                 } else {
@@ -153,6 +158,7 @@ extension NodeCore: TransportConnectionDelegate {
                 }
             }
         })
+        dialGuards[key] = guardian
     }
 
     /// Dials with a protocol upgrade greeting (spec §9.1).
@@ -189,6 +195,7 @@ extension NodeCore: TransportConnectionDelegate {
         if seed.isSelf || seed.dialing { return }
         if let node = seed.nodeID, remotes[node]?.isUp == true { return }
         seeds[index].dialing = true
+        logger.trace("dialling seed \(seed.address)")
         dialAddress(seed.address) { channel in
             guard !self.isShutDown else {
                 channel.close(promise: nil)
@@ -215,6 +222,7 @@ extension NodeCore: TransportConnectionDelegate {
     // MARK: TransportConnectionDelegate
 
     func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
+        logger.trace("greeted by \(greeting.nodeID)")
         guard let (_, purpose) = pending[ObjectIdentifier(c)] else { return }
         let peer = greeting.nodeID
         if case .seed(let index) = purpose, seeds.indices.contains(index) {
@@ -312,6 +320,9 @@ extension NodeCore: TransportConnectionDelegate {
 
     func shutdownNetwork() {
         for server in servers { server.cancel() }
+        let guards = dialGuards
+        dialGuards.removeAll()
+        for guardian in guards.values { guardian.cancel() }
         servers.removeAll()
         for index in seeds.indices { seeds[index].timer?.cancel() }
         seeds.removeAll()

@@ -60,6 +60,9 @@ final class NodeCore {
     /// Handshakes not attached yet.
     var pending: [ObjectIdentifier: (TransportConnection, ConnectionPurpose)] = [:]
     var upgradeHandlers: [String: ProtocolUpgradeHandler] = [:]
+    /// Connect attempts in progress (their guards keep them alive).
+    var dialGuards: [UInt64: TCPConnectGuard] = [:]
+    var dialCounter: UInt64 = 0
     var tlsContext: TLSContext?
     /// State of protocol extensions (DataConn), by name.
     var extensionState: [String: AnyObject] = [:]
@@ -314,8 +317,12 @@ extension NodeCore {
     /// Builds the TLS context from the configured certificate.
     func prepareTLS() throws {
         tlsContext = nil
-        if configuration.certificate != nil {
-            tlsContext = try TransportConnection.tlsContext(certificate: configuration.certificate!)
+        if let certificate = configuration.certificate {
+            do {
+                tlsContext = try TLSContext.aempNode(certificatePEM: certificate)
+            } catch {
+                throw NodeError("cannot use the configured certificate: \(error)")
+            }
         }
     }
 

@@ -215,6 +215,9 @@ final class TransportConnection {
     /// The protocol this side speaks: `aemp`, or the upgrade the peer asked for (`aemp-dataconn`).
     var protocolName: String { machine.protocolName }
 
+    /// The DataConn rendezvous ID this side's greeting carries (when it dialled `aemp-dataconn`).
+    var dataConnID: String? { machine.localGreeting["dataconn_id"] }
+
     /// Whether the data phase has been reached and the connection has not ended.
     var isConnected: Bool { phase == .data }
 
