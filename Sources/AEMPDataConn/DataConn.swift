@@ -3,6 +3,7 @@ import AEMPCodecs
 import AEMPHandle
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -52,9 +53,7 @@ extension Node {
     ///   - name: the name initiators pass as `function`, e.g. `"pkg::receiver"`.
     ///   - receiver: gets the initiator's `arguments` and the quiescent remote handle; `nil` removes it.
     public func registerDataConnFunction(_ name: String, _ receiver: DataConnReceiver?) {
-        onLoop { context in
-            DataConnState.get(context).receivers[name] = receiver
-        }
+        DataConnRegistry.get(self).set(name, receiver)
     }
 
     /// Opens a raw data connection to another node over its AEMP listener, with the same
@@ -123,6 +122,36 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
     }
 }
 
+/// The receivers of a node, registered from any thread and in place at once; creating it installs
+/// the node-port functions of the protocol.
+final class DataConnRegistry: Sendable {
+    private let receivers = Mutex<[String: DataConnReceiver]>([:])
+
+    static func get(_ node: Node) -> DataConnRegistry {
+        node.extensionObject(DataConnProtocol.stateKey + ".receivers") {
+            node.registerBuiltinFunction(DataConnProtocol.expect) { function, arguments in
+                function.node.onLoop { context in
+                    DataConnState.get(context).expect(context, arguments, from: function.sourceNode)
+                }
+            }
+            node.registerBuiltinFunction(DataConnProtocol.connect) { function, arguments in
+                function.node.onLoop { context in
+                    DataConnState.get(context).dialBack(context, arguments)
+                }
+            }
+            return DataConnRegistry()
+        }
+    }
+
+    func set(_ name: String, _ receiver: DataConnReceiver?) {
+        receivers.withLock { $0[name] = receiver }
+    }
+
+    func lookup(_ name: String) -> DataConnReceiver? {
+        receivers.withLock { $0[name] }
+    }
+}
+
 /// The per-node DataConn state, loop-confined.
 final class DataConnState {
     struct Initiation {
@@ -141,14 +170,18 @@ final class DataConnState {
         var timer: Scheduled<Void>?
     }
 
-    var receivers: [String: DataConnReceiver] = [:]
+    let registry: DataConnRegistry
+
+    init(registry: DataConnRegistry) {
+        self.registry = registry
+    }
     var initiations: [String: Initiation] = [:]
     var expectations: [String: Expectation] = [:]
 
     /// The node's state, installing the protocol hooks the first time.
     static func get(_ context: NodeExtensionContext) -> DataConnState {
         context.state(DataConnProtocol.stateKey) {
-            let state = DataConnState()
+            let state = DataConnState(registry: DataConnRegistry.get(context.node))
             state.install(context)
             return state
         }
@@ -157,13 +190,6 @@ final class DataConnState {
     private func install(_ context: NodeExtensionContext) {
         context.registerUpgrade(DataConnProtocol.greeting) { [unowned self] handle, result, id in
             self.connected(context, handle: handle, peer: result.peerNodeID, id: id)
-        }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.registerBuiltinFunction(DataConnProtocol.expect) { function, arguments in
-            bound.value.expect(context, arguments, from: function.sourceNode)
-        }
-        context.registerBuiltinFunction(DataConnProtocol.connect) { _, arguments in
-            bound.value.dialBack(context, arguments)
         }
     }
 
@@ -243,7 +269,7 @@ final class DataConnState {
         _ context: NodeExtensionContext, function: String, arguments: [Value], port: PortID,
         callback: @escaping @Sendable (Handle) -> Void
     ) {
-        guard let receiver = receivers[function] else {
+        guard let receiver = registry.lookup(function) else {
             context.kill(port, reason: .dataConn("\(function): undefined function"))
             return
         }
@@ -275,7 +301,7 @@ final class DataConnState {
     // MARK: Target (B)
 
     /// `_expect(id, port, timeout, initfunc, initdata...)`.
-    private func expect(_ context: NodeExtensionContext, _ arguments: [Value], from source: NodeID) {
+    func expect(_ context: NodeExtensionContext, _ arguments: [Value], from source: NodeID) {
         guard arguments.count >= 4, let id = arguments[0].stringValue,
             let port = arguments[1].stringValue.flatMap(PortID.init), let timeout = arguments[2].doubleValue,
             let function = arguments[3].stringValue
@@ -289,7 +315,7 @@ final class DataConnState {
     }
 
     /// `_connect(id, node)`: the initiator has listeners and we have none; dial it.
-    private func dialBack(_ context: NodeExtensionContext, _ arguments: [Value]) {
+    func dialBack(_ context: NodeExtensionContext, _ arguments: [Value]) {
         guard arguments.count >= 2, let id = arguments[0].stringValue,
             let node = arguments[1].stringValue.flatMap(NodeID.init), expectations[id] != nil
         else { return }
@@ -314,7 +340,7 @@ final class DataConnState {
             initiation.callback(handle)
         } else if let expectation = expectations.removeValue(forKey: id), expectation.source == peer {
             expectation.timer?.cancel()
-            guard let receiver = receivers[expectation.function] else {
+            guard let receiver = registry.lookup(expectation.function) else {
                 handle.destroy()
                 return
             }

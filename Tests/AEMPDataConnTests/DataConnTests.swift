@@ -34,8 +34,9 @@ struct DataConnTests {
         node.registerDataConnFunction("dc::echo") { context, arguments, handle in
             events.put("remote \(arguments)")
             handle.onError { _, _ in }
+            // The read callbacks keep the handle alive while the peer talks.
             func next() {
-                handle.pushRead(.line()) { handle, line in
+                handle.pushRead(.line()) { _, line in
                     handle.pushWrite("echo: \(line.string)\n")
                     next()
                 }
@@ -106,10 +107,14 @@ struct DataConnTests {
         seed.registerDataConnFunction("dc::sink") { _, _, handle in
             var received = 0
             handle.onError { _, _ in }
-            handle.onRead { handle in
+            // The closure keeps the handle alive (as the Perl idiom does) until the transfer is complete.
+            handle.onRead { _ in
                 received += handle.readBuffer.readableBytes
                 handle.consumeAll()
-                if received >= total { done.put(received) }
+                if received >= total {
+                    done.put(received)
+                    handle.destroy()
+                }
             }
         }
         let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dc::sink")

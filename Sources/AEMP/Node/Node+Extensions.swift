@@ -9,6 +9,22 @@ extension Node {
     package func onLoop(_ body: @escaping @Sendable (NodeExtensionContext) -> Void) {
         perform { core in body(NodeExtensionContext(core: core)) }
     }
+
+    /// Registers a library function callable by name from other nodes, allowed in secure mode; in
+    /// place when this returns.
+    package func registerBuiltinFunction(_ name: String, _ body: @escaping NodeFunction) {
+        functions.set(name, body, builtin: true)
+    }
+
+    /// The extension object stored under `key`, created with `make` the first time (any thread).
+    package func extensionObject<T: AnyObject & Sendable>(_ key: String, make: () -> T) -> T {
+        extensionObjects.withLock { objects in
+            if let existing = objects[key] as? T { return existing }
+            let created = make()
+            objects[key] = created
+            return created
+        }
+    }
 }
 
 /// Loop-confined access to a node for protocol extensions. Only valid inside ``Node/onLoop(_:)``.
@@ -28,12 +44,6 @@ package struct NodeExtensionContext: @unchecked Sendable {
 
     /// This node's listener addresses.
     package var listenerAddresses: [String] { core.listenerAddresses }
-
-    /// Registers a library function callable by name from other nodes, allowed in secure mode.
-    package func registerBuiltinFunction(_ name: String, _ body: @escaping NodeFunction) {
-        core.functions[name] = body
-        core.builtinFunctions.insert(name)
-    }
 
     /// Registers the receiver of authenticated connections whose greeting names `protocolName`
     /// (spec §3.3 step 2). It gets the connection's handle, quiescent, with any buffered bytes, and
