@@ -206,6 +206,39 @@ struct GlobalNetworkTests {
         #expect(net["g2"].globalDatabase?.addresses(of: id("g1")) == nil)
     }
 
+    @Test("many slaves: registrations, then half the nodes die (bounded work, consistent views)")
+    func manySlaves() throws {
+        let net = GlobalTestNetwork()
+        net.add("g1", seeds: ["g1"], listener: "127.0.0.1:8001")
+        net.add("g2", seeds: ["g2"], listener: "127.0.0.1:8002")
+        net.connect("g1", "g2")
+        let count = 120
+        for index in 0..<count {
+            let name = "n\(index)"
+            let seed = index % 2 == 0 ? "g1" : "g2"
+            net.add(name, seeds: [seed], listener: "10.0.0.\(index % 250):\(9000 + index)")
+            net.connect(name, seed)
+        }
+        net.run()
+        let (monitor, actions) = net["n0"].dbMonitor("workers")
+        net.apply(id("n0"), actions)
+        for index in 0..<count {
+            for port in 0..<4 {
+                net.call("n\(index)") { $0.dbReg("workers", port: PortID("n\(index)#p\(port)")!, value: .int(Int64(port))) }
+            }
+        }
+        net.run()
+        #expect(net.monitorEvents("n0", monitor).last?.family.count == count * 4)
+        for index in stride(from: 1, to: count, by: 2) { net.kill("n\(index)") }
+        net.run()
+        let expected = count / 2 * 4
+        #expect(net.monitorEvents("n0", monitor).last?.family.count == expected)
+        for g in ["g1", "g2"] {
+            #expect(net[g].globalDatabase?.merged["workers"]?.count == expected, "\(g)")
+            #expect(net[g].globalDatabase?.merged["'l"]?.count == count / 2 + 2, "\(g)")
+        }
+    }
+
     @Test("a normal node turned global by a bare g_slave joins the mesh")
     func promotedNode() throws {
         let net = GlobalTestNetwork()

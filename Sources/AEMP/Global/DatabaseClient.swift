@@ -18,7 +18,20 @@ import AEMPCodecs
 /// | node-port message with a `g_*` tag (``handles(tag:)``) | ``receive(from:tag:arguments:)`` |
 /// | address of an unknown node needed | ``lookup(_:)`` |
 /// | a local port died | ``portDied(_:)`` |
-/// | user API | ``dbSet(_:_:_:)``, ``dbDel(_:_:)``, ``dbReg(_:port:value:)``, ``dbFamily(_:)``, ``dbKeys(_:)``, ``dbValues(_:)``, ``dbMonitor(_:)``, ``dbMonitorCancel(_:)`` |
+/// | user API | ``dbSet(_:_:_:)``, `dbDel(_:_:)`, ``dbReg(_:port:value:)``, ``dbFamily(_:)``, ``dbKeys(_:)``, ``dbValues(_:)``, ``cancelQuery(_:)``, ``dbMonitor(_:)``, ``dbMonitorCancel(_:)`` |
+/// | `configure` with a new seed list | ``resetSeeds()`` |
+/// | the node loads the global service explicitly | ``becomeGlobal()`` |
+///
+/// How the Node applies the actions:
+///
+/// | action | Node does |
+/// |---|---|
+/// | ``DatabaseAction/send(to:message:)`` | `snd` the array as-is on the connection to `to` (connecting / queueing as for any message) |
+/// | ``DatabaseAction/keepConnected(_:)`` / ``DatabaseAction/stopKeepingConnected(_:)`` | start / stop reconnecting to that node with back-off (Perl `keepalive_add` / `keepalive_del`) |
+/// | ``DatabaseAction/lookupResult(node:addresses:)`` | dial the addresses of a pending connect; `nil` fails it with `no known address` |
+/// | ``DatabaseAction/queryResult(_:_:)`` | call the callback stored under the request ID, then forget it |
+/// | ``DatabaseAction/monitorEvent(_:_:)`` | call the `db_mon` callback stored under the monitor ID |
+/// | ``DatabaseAction/masterChanged(_:)``, ``DatabaseAction/becameGlobal``, ``DatabaseAction/malformed(from:tag:reason:)`` | log |
 ///
 /// Messages this node addresses to itself (a global node is its own master) never leave: they are
 /// handled inside the same call, so a global node's queries and monitors are answered within the
@@ -211,6 +224,16 @@ public final class DatabaseClient {
     public func dbDel(_ family: String, _ keys: [String]) -> [DatabaseAction] {
         deleteLocal(family, keys)
         return finish()
+    }
+
+    /// Deletes keys from `family` of this node's database (variadic form).
+    ///
+    /// - Parameters:
+    ///   - family: the family name.
+    ///   - keys: the keys to delete.
+    /// - Returns: actions to apply.
+    public func dbDel(_ family: String, _ keys: String...) -> [DatabaseAction] {
+        dbDel(family, keys)
     }
 
     /// Registers a port in a family: sets `family`/`port` to `value` now and deletes it when the
@@ -447,8 +470,8 @@ public final class DatabaseClient {
     /// Handles self-addressed messages, then hands out the collected actions.
     func finish() -> [DatabaseAction] {
         drainSelfQueue()
-        let result = output
-        output.removeAll(keepingCapacity: true)
+        var result: [DatabaseAction] = []
+        swap(&result, &output)
         return result
     }
 
