@@ -112,6 +112,10 @@ struct GlobalClientTests {
         #expect(client.localDatabase["aemp_ref_test"] == nil)
         #expect(client.dbDel("aemp_ref_test", ["k1"]).isEmpty)
         #expect(client.dbDel("unknown", ["k1"]).isEmpty)
+        _ = client.dbSet("f", "a", 1)
+        _ = client.dbSet("f", "b", 2)
+        #expect(sends(client.dbDel("f", "b", "a")) == [["", "g_upd", "f", nil, ["b", "a"]]])
+        #expect(client.globalFamily("f") == nil, "not a global node")
     }
 
     @Test("db_reg sets the port's key and deletes it when the port dies")
@@ -369,6 +373,7 @@ struct GlobalClientTests {
         #expect(query == [.queryResult(id, .family(["client": ["127.0.0.1:4045"]]))])
         let (keysID, keys) = client.dbKeys("'g")
         #expect(keys == [.queryResult(keysID, .keys(["client"]))])
+        #expect(client.globalFamily("'l") == ["client": ["127.0.0.1:4045"]])
         let (valuesID, values) = client.dbValues("none")
         #expect(values == [.queryResult(valuesID, .values([]))])
     }

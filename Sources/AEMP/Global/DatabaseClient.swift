@@ -106,6 +106,15 @@ public final class DatabaseClient {
         monitorCopies[family]
     }
 
+    /// The merged network-wide view of a family on a global node (Perl: `grp_get`, which reads
+    /// `%GLOBAL_DB`); `nil` on other nodes or if the family is empty.
+    ///
+    /// - Parameter family: the family name.
+    /// - Returns: the merged family.
+    public func globalFamily(_ family: String) -> DatabaseFamily? {
+        globalDatabase?.merged[family]
+    }
+
     /// Whether a node-port tag belongs to the database protocol (route it to ``receive(from:tag:arguments:)``).
     ///
     /// - Parameter tag: the node-port tag.
