@@ -120,6 +120,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "aempCLITests",
+            dependencies: ["aemp", "AEMP", "AEMPCodecs"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AEMPDataConnTests",
             dependencies: ["AEMPDataConn"],
             swiftSettings: swiftSettings
