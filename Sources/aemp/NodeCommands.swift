@@ -88,16 +88,20 @@ enum NodeCommands {
             "  seeds:        \(configuration.seeds.isEmpty ? "(none)" : configuration.seeds.joined(separator: " "))",
         ]
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
-        lines += [
-            "",
-            "Talk to it from a second terminal (same user, so the same config file and secret):",
-            "  aemp nodes                         # the nodes up in the network",
-            "  aemp cal '\(id)#' time       # ask the node port for the node's time",
-            "  aemp snd '\(id)#' devnull hello   # send a message to the node port",
-            "  aemp mon '\(id)#'            # wait until the node goes down",
+        let examples = [
+            ("aemp nodes", "the nodes that are up in the network"),
+            ("aemp cal '\(id)#' time", "ask the node for its time"),
+            ("aemp snd '\(id)#' devnull hello", "send a message to the node's own port"),
+            ("aemp mon '\(id)#'", "wait until the node goes down"),
         ]
-        if !plan.usesEmbeddedDefaults {
-            lines.append("  (set AEMP_CONFIG='{\"seeds\":[\"<one of the addresses above>\"]}' if the seeds differ)")
+        let width = examples.map(\.0.count).max() ?? 0
+        lines += ["", "Talk to it from a second terminal (same user, so the same config file and secret):"]
+        for (command, comment) in examples {
+            lines.append("  " + command + String(repeating: " ", count: width - command.count) + "   # " + comment)
+        }
+        if !plan.usesEmbeddedDefaults, let address = node.listenerAddresses.first {
+            lines.append("If the config file's seeds do not lead to this node, prefix the commands with")
+            lines.append("  AEMP_CONFIG='{\"seeds\":[\"\(address)\"]}'")
         }
         lines.append("Stop it with Ctrl-C.")
         return lines

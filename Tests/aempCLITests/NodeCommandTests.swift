@@ -48,6 +48,12 @@ struct NodeCommandTests {
         #expect(text.contains("aemp snd 'anon/XLIBBPuyjJ#' devnull hello"))
         #expect(text.contains("aemp mon 'anon/XLIBBPuyjJ#'"))
         #expect(text.contains("Ctrl-C"))
+        #expect(!text.contains("AEMP_CONFIG"))
+        let plain = try CLISandbox()
+        try await plain.run(["run", "secret", "s", "binds", "127.0.0.1:4050"], backend: RecordingBackend(
+            running: RunningNode(nodeID: NodeID("n")!, listenerAddresses: ["127.0.0.1:4050"])))
+        #expect(plain.output.text.contains("AEMP_CONFIG='{\"seeds\":[\"127.0.0.1:4050\"]}'"))
+        #expect(plain.output.text.contains("aemp: node n is running (profile \"testhost\")"))
     }
 
     @Test func rcFileOverridesTheEmbeddedDefaults() async throws {

@@ -259,6 +259,15 @@ struct ProfileCommandTests {
         #expect(parse != nil)
     }
 
+    @Test func helpFlagIsNotStoredAsAValue() async throws {
+        let sandbox = try CLISandbox()
+        #expect(await sandbox.failure(["setseeds", "--help"]) != nil)  // ArgumentParser's help request
+        #expect(await sandbox.failure(["setsecret", "-h"]) != nil)
+        #expect(sandbox.fileMode("rc.json") == nil)
+        try await sandbox.run(["setsecret", "x", "setseeds", "--help"])  // later in a chain it is a value, as in Perl
+        #expect(try sandbox.config().global["seeds"] == ["--help"])
+    }
+
     @Test func everyChainCommandHasASubcommand() {
         #expect(AEMPCommand.subcommandNames == CommandChain.commandNames)
     }
