@@ -44,11 +44,8 @@ struct CLIContext: Sendable {
         CLIContext(
             environment: processEnvironment(),
             hostname: NodeID.hostName(),
-            output: { line in print(line) },
-            errorOutput: { line in
-                let bytes = Array((line + "\n").utf8)
-                _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            },
+            output: { line in writeLine(line, to: 1) },
+            errorOutput: { line in writeLine(line, to: 2) },
             backend: liveNodeBackend
         )
     }
@@ -64,6 +61,18 @@ struct CLIContext: Sendable {
             throw CLIError("cannot locate the config file: set AEMP_RC (or HOME)")
         }
         return path
+    }
+
+    /// Writes `line` and a newline straight to a file descriptor, unbuffered, so a banner shows up at
+    /// once even when standard output is a pipe and the process then runs for a long time.
+    static func writeLine(_ line: String, to descriptor: Int32) {
+        var bytes = Array((line + "\n").utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            bytes = bytes.dropFirst(count)
+        }
     }
 
     /// The environment variables `aemp` reads.

@@ -15,7 +15,30 @@ struct RunningNode: Sendable, Hashable {
 /// SEAM for the node layer: implement this protocol with `Node` (Sources/AEMP/Node) and point
 /// ``liveNodeBackend`` at the implementation. Each method gets the finished configuration; client
 /// methods start their own short-lived node (anonymous ID, ephemeral loopback listener unless
-/// `AEMP_CONFIG` said otherwise), do their one job and shut the node down.
+/// `AEMP_CONFIG` said otherwise), do their one job and shut the node down. For example:
+///
+/// ```swift
+/// struct LiveNodeBackend: NodeBackend {
+///     func run(_ configuration: NodeConfiguration, started: @escaping @Sendable (RunningNode) -> Void) async throws {
+///         let node = try await Node.start(configuration)
+///         started(RunningNode(nodeID: node.nodeID, listenerAddresses: node.listenerAddresses))
+///         _ = await Termination.waitForSignal()
+///         await node.shutdown()
+///     }
+///     func call(_ configuration: NodeConfiguration, port: PortID, message: [Value], timeout: Duration) async throws -> [Value] {
+///         let node = try await Node.start(configuration)
+///         do {
+///             let reply = try await node.call(port, message, timeout: timeout)
+///             await node.shutdown()
+///             return reply
+///         } catch {
+///             await node.shutdown()
+///             throw error
+///         }
+///     }
+///     // send, monitor, evaluate, upNodes alike
+/// }
+/// ```
 protocol NodeBackend: Sendable {
     /// `aemp run`: starts a node, calls `started` once it listens, then runs until the process is
     /// interrupted (SIGINT/SIGTERM) and shuts the node down. Perl: `configure` + the event loop.
