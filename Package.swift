@@ -72,6 +72,7 @@ let package = Package(
             name: "aemp",
             dependencies: [
                 "AEMP",
+                "AEMPCodecs",
                 "AEMPDataConn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
