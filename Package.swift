@@ -80,6 +80,7 @@ let package = Package(
             name: "aemp",
             dependencies: [
                 "AEMP",
+                "AEMPCodecs",
                 "AEMPDataConn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -126,6 +127,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "aempCLITests",
+            dependencies: ["aemp", "AEMP", "AEMPCodecs"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
