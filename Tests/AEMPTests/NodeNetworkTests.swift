@@ -167,10 +167,26 @@ struct NodeNetworkTests {
     }
 
     @Test func unknownNodeFailsWithNoKnownAddress() async throws {
-        let node = try await Node.start(Self.configuration("lonely"))
+        // A global node (its own seed) answers lookups from its database at once.
+        let probe = try await Node.start(Self.configuration("port-probe-2"))
+        let address = probe.listenerAddresses[0]
+        await probe.shutdown()
+        let node = try await Node.start(
+            NodeConfiguration(nodeID: "lonely", binds: [address], seeds: [address], secret: Self.secret))
+        try await Task.sleep(for: .milliseconds(100))
         let reasons = Inbox<KillReason>()
         let g = node.monitor(PortID("nosuchnode#port")!) { reasons.put($0) }
         #expect(try await reasons.next().values == ["transport_error", "nosuchnode", "no known address"])
+        _ = g
+        await node.shutdown()
+    }
+
+    @Test func nodeWithoutMasterTimesOutConnecting() async throws {
+        let node = try await Node.start(Self.configuration("no-master", connectInterval: .milliseconds(300)))
+        let reasons = Inbox<KillReason>()
+        let g = node.monitor(PortID("elsewhere#port")!) { reasons.put($0) }
+        #expect(try await reasons.next().values == ["transport_error", "elsewhere", "connect timeout"])
+        #expect(await node.state(of: NodeID("elsewhere")!) == .known)
         _ = g
         await node.shutdown()
     }

@@ -69,6 +69,14 @@ final class NodeCore {
     /// Address lookups waiting for `g_found`.
     var addressWaiters: [NodeID: [([String]?) -> Void]] = [:]
 
+    // Database state (NodeCore+Database.swift).
+    let database: DatabaseClient
+    /// Nodes the database wants connected (global nodes), and their reconnect timers.
+    var keptConnections: Set<NodeID> = []
+    var keptConnectionTimers: [NodeID: Scheduled<Void>] = [:]
+    var databaseQueries: [DatabaseRequestID: (Result<DatabaseQueryResult, CallError>) -> Void] = [:]
+    var databaseMonitors: [UInt64: (id: DatabaseMonitorID, callback: @Sendable (DatabaseChange) -> Void)] = [:]
+
     /// Messages to local ports, delivered on the next loop tick in order.
     var localQueue: Deque<LocalDelivery> = []
     var localDrainScheduled = false
@@ -93,6 +101,7 @@ final class NodeCore {
     ) {
         self.functions = functions
         self.nodeID = nodeID
+        self.database = DatabaseClient(localNode: nodeID)
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.logger = logger
@@ -315,6 +324,7 @@ package enum MonitorKey: Sendable {
 extension NodeCore {
     /// Starts the network side after the listeners are open.
     func start() {
+        databaseStart()
         startSeeds()
     }
 
@@ -335,6 +345,12 @@ extension NodeCore {
         guard !isShutDown else { return }
         isShutDown = true
         shutdownNetwork()
+        for timer in keptConnectionTimers.values { timer.cancel() }
+        keptConnectionTimers.removeAll()
+        let queries = databaseQueries.values
+        databaseQueries.removeAll()
+        for query in queries { query(.failure(.nodeShutDown)) }
+        databaseMonitors.removeAll()
         ports.removeAll()
         nodeMonitors.removeAll()
         localQueue.removeAll()

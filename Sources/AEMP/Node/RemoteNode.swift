@@ -93,6 +93,8 @@ final class RemoteNode {
             guard self.attempt == generation, self.connecting else { return }
             self.fail(message: KillReason.connectTimeout)
         }
+        // A handshake with the node is already under way (e.g. its seed connection): wait for it.
+        if core.pending.values.contains(where: { $0.0.peerGreeting?.nodeID == nodeID }) { return }
         core.lookupAddresses(of: nodeID) { addresses in
             guard self.attempt == generation, self.connecting else { return }
             guard let addresses, !addresses.isEmpty else {
@@ -122,6 +124,7 @@ final class RemoteNode {
             old.close()
             lost(message: KillReason.switchedConnections)
         }
+        dials[ObjectIdentifier(connection)] = nil
         endAttempt()
         link = connection
         core.logger.info("node \(nodeID) is up")

@@ -275,7 +275,7 @@ final class TransportConnection {
     /// - Throws: ``TransportSendError``: not in the data phase, or the framing (JSON) cannot carry a
     ///   value. Nothing is written then.
     func send(portName: String, _ elements: [Value]) throws(TransportSendError) {
-        guard phase == .data else { throw Self.notConnected }
+        guard phase == .data || phase == .authenticating else { throw Self.notConnected }
         if sendFraming == .json {
             try write { buffer throws(TransportSendError) in
                 let start = buffer.writerIndex
@@ -309,7 +309,7 @@ final class TransportConnection {
     /// - Parameter message: the destination port name followed by the message elements.
     /// - Throws: ``TransportSendError`` as ``send(portName:_:)``.
     func send(_ message: [Value]) throws(TransportSendError) {
-        guard phase == .data else { throw Self.notConnected }
+        guard phase == .data || phase == .authenticating else { throw Self.notConnected }
         if sendFraming == .json {
             try write { buffer throws(TransportSendError) in
                 do throws(JSONError) {
@@ -427,6 +427,8 @@ final class TransportConnection {
         handle.setTimeout(0, kind: .read)
         handle.readBufferMax = Self.dataPhaseReadBufferLimit
         phase = .authenticating
+        // Messages may be sent from inside the delegate call (the node flushes its queue there).
+        sendFraming = result.sendFraming
         // No reads by this connection while the delegate decides (it may take the handle over).
         handle.onRead(nil)
         let enterDataPhase = delegate?.connectionAuthenticated(self, result) ?? false
@@ -436,7 +438,6 @@ final class TransportConnection {
             handle.onStartTLS(nil)
             return
         }
-        sendFraming = result.sendFraming
         if result.receiveFraming == .json {
             var options = JSONStreamDecoder.Options()
             options.maxDepth = Self.maximumDepth
