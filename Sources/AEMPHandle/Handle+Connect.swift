@@ -226,12 +226,7 @@ extension HandleCore {
         readBuffer = allocator.buffer(capacity: 0)
         readEpoch &+= 1
         let aborted = HandleError(.init(errno: ECONNABORTED), message: "connection retried", fatal: true)
-        let waiting = readQueue
-        readQueue.removeAll()
-        for entry in waiting { entry.fail?(aborted) }
-        let writers = writeWaiters
-        writeWaiters.removeAll()
-        for waiter in writers { waiter.resume(aborted) }
+        failWaiters(aborted)
         queuedTotal = 0
         writtenTotal = 0
     }
