@@ -215,10 +215,7 @@ extension HandleCore {
         outputShut = false
         closeScheduled = false
         channelClosed = false
-        for index in 0..<3 {
-            timers[index]?.cancel()
-            timers[index] = nil
-        }
+        cancelTimers()
         reading = false
         sawEOF = false
         stash = nil

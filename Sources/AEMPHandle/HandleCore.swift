@@ -265,10 +265,7 @@ final class HandleCore: ChannelInboundHandler {
         facade?.destroyRequested.store(true, ordering: .relaxed)
         connectGuard?.cancel()
         connectGuard = nil
-        for index in 0..<3 {
-            timers[index]?.cancel()
-            timers[index] = nil
-        }
+        cancelTimers()
         onError = nil
         onRead = nil
         onEof = nil

@@ -125,4 +125,28 @@ struct EmbeddedSplitTests {
         #expect(got.left == 0)
         #expect(got.log.isEmpty)
     }
+
+    @Test("bytes arriving at an empty read buffer are adopted, not copied (also a piece of a larger arrival)")
+    func arrivalsAreAdopted() throws {
+        let addresses = EventBox()
+        let fixture = try EmbeddedFixture { options in
+            options.readSize = 4096
+            options.maxReadSize = 4096
+            options.onRead = { handle in
+                handle.withReadBuffer { buffer in
+                    addresses.add(buffer.withUnsafeReadableBytes { "\(UInt(bitPattern: $0.baseAddress))" })
+                    buffer.moveReaderIndex(to: buffer.writerIndex)
+                }
+            }
+        }
+        defer { fixture.finish() }
+        for size in [1000, 10_000] {
+            let arriving = ByteBuffer(repeating: 7, count: size)
+            let base = arriving.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            _ = try fixture.channel.writeInbound(arriving)
+            fixture.tick()
+            // The first read of each arrival starts at the arriving buffer's own bytes.
+            #expect(addresses.items.contains("\(base)"), "size \(size)")
+        }
+    }
 }

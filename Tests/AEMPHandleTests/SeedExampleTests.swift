@@ -295,18 +295,10 @@ struct SeedExampleTests {
         let serverTLS = try TLSContext(.init(certFile: combined))
         let clientTLS = try TLSTests.clientContext(certs)
         let pair = try TLSPair(
-            server: { events in
-                var options = recordingOptions("S", events)
-                options.tls = .accept
-                options.tlsContext = serverTLS
-                return options
-            },
-            client: { events in
-                var options = recordingOptions("C", events)
-                options.tls = .connect
-                options.tlsContext = clientTLS
+            accepting: serverTLS,
+            connecting: clientTLS,
+            client: { options, events in
                 options.peername = "localhost"
-                return options
             })
         defer { pair.shutdown() }
         let events = pair.events
