@@ -215,10 +215,7 @@ extension HandleCore {
         outputShut = false
         closeScheduled = false
         channelClosed = false
-        for index in 0..<3 {
-            timers[index]?.cancel()
-            timers[index] = nil
-        }
+        cancelTimers()
         reading = false
         sawEOF = false
         stash = nil
@@ -226,12 +223,7 @@ extension HandleCore {
         readBuffer = allocator.buffer(capacity: 0)
         readEpoch &+= 1
         let aborted = HandleError(.init(errno: ECONNABORTED), message: "connection retried", fatal: true)
-        let waiting = readQueue
-        readQueue.removeAll()
-        for entry in waiting { entry.fail?(aborted) }
-        let writers = writeWaiters
-        writeWaiters.removeAll()
-        for waiter in writers { waiter.resume(aborted) }
+        failWaiters(aborted)
         queuedTotal = 0
         writtenTotal = 0
     }

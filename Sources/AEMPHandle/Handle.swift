@@ -26,7 +26,8 @@ public final class Handle: Sendable {
     /// The allocator for buffers written through this handle.
     public let allocator: ByteBufferAllocator
     let bound: NIOLoopBound<HandleCore>
-    /// Set by ``destroy()`` on any thread, before the destroy itself runs on the loop.
+    /// Set by ``destroy()`` on any thread, before the destroy itself runs on the loop, and by every
+    /// destroy on the loop.
     let destroyRequested = Atomic<Bool>(false)
 
     /// Adopts a connected channel (empty pipeline, `autoRead` off) and starts the handle.
@@ -56,6 +57,8 @@ public final class Handle: Sendable {
     public var channel: (any Channel)? { core.channel }
 
     deinit {
+        // Destroyed already (or on its way there): no hop, the loop may be gone by now.
+        if destroyRequested.load(ordering: .relaxed) { return }
         let bound = self.bound
         if eventLoop.inEventLoop {
             bound.value.destroy()
@@ -98,10 +101,41 @@ public final class Handle: Sendable {
 
     /// Encodes a value with a write type and queues it. Perl: `push_write (type => @args)`.
     /// - Throws: the writer's ``HandleError``; nothing is queued then.
+    ///
+    /// On the loop the value is encoded straight into the write buffer
+    /// (``pushWrite(encoding:)``); from another thread it is encoded first, then handed over.
     public func pushWrite(_ writer: some HandleWriter) throws(HandleError) {
+        if eventLoop.inEventLoop {
+            try core.pushWrite { (buffer: inout ByteBuffer) throws(HandleError) in try writer.write(into: &buffer) }
+            return
+        }
         var buffer = allocator.buffer(capacity: 64)
         try writer.write(into: &buffer)
         pushWrite(buffer)
+    }
+
+    /// Queues the bytes that `body` appends to the write buffer, without an intermediate buffer.
+    /// Perl: `push_write ($data)` with the data built in place. Loop only.
+    ///
+    /// While a write is outstanding or scheduled, with ``HandleOptions/autocork``, or while connecting,
+    /// `body` appends directly to the pending buffer: no allocation and no copy per message, and all
+    /// messages queued in one loop tick go out together in one channel write. Otherwise `body` encodes
+    /// into a fresh buffer that is written at once, exactly as ``pushWrite(_:)-(ByteBuffer)`` does.
+    /// `wbuf_max` (`ENOSPC`), `onDrain`, the low water mark and linger behave as for
+    /// ``pushWrite(_:)-(ByteBuffer)``. After ``destroy()`` nothing happens and `body` is not called.
+    ///
+    /// ```swift
+    /// handle.pushWrite { buffer in
+    ///     buffer.writeInteger(UInt32(payload.readableBytes))
+    ///     buffer.writeImmutableBuffer(payload)
+    /// }
+    /// ```
+    ///
+    /// - Parameter body: appends the bytes to write; it must only append (never read or move the
+    ///   reader index) and must not call into the handle.
+    /// - Throws: what `body` throws; then nothing that `body` appended stays queued.
+    public func pushWrite(encoding body: (inout ByteBuffer) throws -> Void) rethrows {
+        try core.pushWrite(encoding: body)
     }
 
     /// Shuts the write side down once everything queued is written. Perl: `push_shutdown`.

@@ -171,7 +171,7 @@ extension HandleCore {
 
     /// Wraps a typed reader and its callback as a queue entry (one allocation).
     func makeEntry<R: HandleReader>(_ reader: R, _ callback: @escaping (Handle, R.Output) -> Void) -> ReadEntry {
-        ReadEntry(step: TypedReadStep(reader, epoch: readEpoch, callback))
+        ReadEntry(step: TypedReadStep(reader, epoch: readEpoch, .callback(callback)))
     }
 
     /// Perl `on_read`: replaces the callback and serves the buffer at once.
@@ -214,34 +214,50 @@ final class ClosureReadStep: ReadStep {
     func run(_ core: HandleCore) -> Bool { body(core) }
 }
 
-/// A typed read with its callback; reader errors go to `on_error`.
+/// A typed read with its callback (reader errors go to `on_error`) or, for the async API, with the
+/// resumption of an awaiting caller (reader errors are thrown to it).
 final class TypedReadStep<R: HandleReader>: ReadStep {
+    enum Sink {
+        case callback((Handle, R.Output) -> Void)
+        case async((Result<R.Output, HandleError>) -> Void)
+    }
+
     var reader: R
     var seenEpoch: UInt64
-    let callback: (Handle, R.Output) -> Void
+    let sink: Sink
 
-    init(_ reader: R, epoch: UInt64, _ callback: @escaping (Handle, R.Output) -> Void) {
+    init(_ reader: R, epoch: UInt64, _ sink: Sink) {
         self.reader = reader
         self.seenEpoch = epoch
-        self.callback = callback
+        self.sink = sink
     }
 
     func run(_ core: HandleCore) -> Bool {
         if core.readEpoch != seenEpoch { reader.restartScan() }
         let before = core.readBuffer.readerIndex
-        let output: R.Output?
+        let result: Result<R.Output?, HandleError>
         do throws(HandleError) {
-            output = try reader.read(from: &core.readBuffer)
+            result = .success(try reader.read(from: &core.readBuffer))
         } catch {
-            if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
-            seenEpoch = core.readEpoch
-            core.reportError(error)
-            return core.destroyed || !error.keepsReader
+            result = .failure(error)
         }
         if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
         seenEpoch = core.readEpoch
-        guard let output else { return false }
-        if let handle = core.facade { callback(handle, output) }
-        return true
+        switch (result, sink) {
+        case (.success(nil), _):
+            return false
+        case (.success(let output?), .callback(let callback)):
+            if let handle = core.facade { callback(handle, output) }
+            return true
+        case (.success(let output?), .async(let resume)):
+            resume(.success(output))
+            return true
+        case (.failure(let error), .callback):
+            core.reportError(error)
+            return core.destroyed || !error.keepsReader
+        case (.failure(let error), .async(let resume)):
+            resume(.failure(error))
+            return true
+        }
     }
 }

@@ -8,9 +8,19 @@ extension HandleCore {
         precondition(seconds >= 0, "negative timeout \(seconds)")
         let index = kind.rawValue
         timeouts[index] = seconds
+        cancelTimer(index)
+        checkTimeout(kind)
+    }
+
+    /// Stops the timer of one kind (index: `HandleTimeoutKind.rawValue`).
+    func cancelTimer(_ index: Int) {
         timers[index]?.cancel()
         timers[index] = nil
-        checkTimeout(kind)
+    }
+
+    /// Stops all timers.
+    func cancelTimers() {
+        for index in timers.indices { cancelTimer(index) }
     }
 
     /// Perl `timeout_reset` / `rtimeout_reset` / `wtimeout_reset`.
@@ -23,8 +33,7 @@ extension HandleCore {
     func checkTimeout(_ kind: HandleTimeoutKind) {
         let index = kind.rawValue
         guard !destroyed, timeouts[index] > 0, channel != nil else {
-            timers[index]?.cancel()
-            timers[index] = nil
+            cancelTimer(index)
             return
         }
         let now = NIODeadline.now()

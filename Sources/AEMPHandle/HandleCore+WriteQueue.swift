@@ -18,9 +18,7 @@ extension HandleCore {
             appendPending(data)
             return
         }
-        // Perl's `_ww`: a write is outstanding or scheduled.
-        let writing = inflight > 0 || flushScheduled || corked != nil
-        if writing {
+        if isWriting {
             if corked == nil, !flushScheduled, data.readableBytes >= Self.directWriteThreshold {
                 send(data)
             } else {
@@ -30,11 +28,72 @@ extension HandleCore {
         }
         if autocork {
             appendPending(data)
-            flushScheduled = true
-            eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+            scheduleCorkedFlush()
         } else {
             send(data)
         }
+        checkWriteBufferMax()
+    }
+
+    /// The capacity of a fresh pending buffer that ``pushWrite(encoding:)`` encodes into.
+    static let encodingCapacity = 1024
+
+    /// ``pushWrite(_:)`` for bytes that `body` appends straight to the pending buffer (no
+    /// intermediate buffer, no copy) whenever they would join it anyway: while a write is outstanding
+    /// or scheduled, with autocork, or while connecting. Otherwise `body` encodes into a fresh buffer
+    /// that is written at once. When `body` throws, nothing it appended stays queued.
+    func pushWrite<E: Error>(encoding body: (inout ByteBuffer) throws(E) -> Void) throws(E) {
+        guard !destroyed else { return }
+        let attached = channel != nil
+        let writing = isWriting
+        guard !attached || writing || autocork else {
+            var buffer = allocator.buffer(capacity: Self.encodingCapacity)
+            try body(&buffer)
+            pushWrite(buffer)
+            return
+        }
+        // Moved out while `body` runs: unique storage (no copy on write) and no overlapping access
+        // should `body` look at the handle.
+        var buffer = corked.take() ?? allocator.buffer(capacity: Self.encodingCapacity)
+        let start = buffer.writerIndex
+        do {
+            try body(&buffer)
+        } catch {
+            buffer.moveWriterIndex(to: start)
+            restorePending(buffer)
+            throw error
+        }
+        queuedTotal &+= UInt64(buffer.writerIndex - start)
+        restorePending(buffer)
+        guard attached, !writing, !destroyed, corked != nil, !flushScheduled else { return }
+        // Autocork with nothing outstanding: the same as pushWrite.
+        scheduleCorkedFlush()
+        checkWriteBufferMax()
+    }
+
+    /// Puts the pending buffer back after ``pushWrite(encoding:)``; bytes that a nested write queued
+    /// meanwhile follow it.
+    private func restorePending(_ buffer: ByteBuffer) {
+        if var nested = corked.take() {
+            var buffer = buffer
+            buffer.writeBuffer(&nested)
+            corked = buffer
+        } else if buffer.readableBytes > 0 {
+            corked = buffer
+        }
+    }
+
+    /// Perl's `_ww`: a write is outstanding or scheduled.
+    var isWriting: Bool { inflight > 0 || flushScheduled || corked != nil }
+
+    /// The autocork tick is due: everything queued until then goes out in one write.
+    func scheduleCorkedFlush() {
+        flushScheduled = true
+        eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+    }
+
+    /// Perl's `wbuf_max` check after queuing with nothing outstanding.
+    func checkWriteBufferMax() {
         if destroyed { return }
         if let limit = writeBufferMax, limit < writeBufferLength {
             reportError(HandleError(.noSpace, fatal: true))
@@ -93,10 +152,7 @@ extension HandleCore {
     func writeCompleted(_ count: Int) {
         inflight -= count
         writtenTotal &+= UInt64(count)
-        while let first = writeWaiters.first, first.target <= writtenTotal {
-            writeWaiters.removeFirst()
-            first.resume(nil)
-        }
+        resumeWriteWaiters(upTo: writtenTotal)
         if destroyed {
             if inflight == 0 { closeChannel() }
             return

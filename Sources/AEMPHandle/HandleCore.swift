@@ -95,7 +95,7 @@ final class HandleCore: ChannelInboundHandler {
     var nextEntryID: UInt64 = 1
     var queuedTotal: UInt64 = 0
     var writtenTotal: UInt64 = 0
-    var writeWaiters: Deque<(target: UInt64, resume: (HandleError?) -> Void)> = []
+    var writeWaiters: Deque<WriteWaiter> = []
 
     enum DrainAction {
         case user((Handle) -> Void)
@@ -262,24 +262,17 @@ final class HandleCore: ChannelInboundHandler {
     func destroy() {
         guard !destroyed else { return }
         destroyed = true
+        facade?.destroyRequested.store(true, ordering: .relaxed)
         connectGuard?.cancel()
         connectGuard = nil
-        for index in 0..<3 {
-            timers[index]?.cancel()
-            timers[index] = nil
-        }
+        cancelTimers()
         onError = nil
         onRead = nil
         onEof = nil
         onDrain = nil
         onTimeout = [nil, nil, nil]
         let failure = destroyError ?? HandleError(.brokenPipe, message: "handle destroyed", fatal: true)
-        let waiting = readQueue
-        readQueue.removeAll()
-        for entry in waiting { entry.fail?(failure) }
-        let writers = writeWaiters
-        writeWaiters.removeAll()
-        for waiter in writers { waiter.resume(failure) }
+        failWaiters(failure)
         reading = false
         readBuffer = allocator.buffer(capacity: 0)
         stash = nil
@@ -331,8 +324,13 @@ final class HandleCore: ChannelInboundHandler {
 
     /// With a low water mark, the channel reports when a pending write shrank to it (Perl calls
     /// `on_drain` after each `syswrite` that leaves at most `low_water_mark` bytes).
+    /// Async write waiters are resumed there too, by the bytes the socket took so far.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        guard context.channel.isWritable, !destroyed, lowWaterMark > 0, onDrain != nil,
+        guard context.channel.isWritable, !destroyed else { return }
+        if !writeWaiters.isEmpty {
+            resumeWriteWaiters(upTo: writtenTotal &+ UInt64(inflight - channelOutstanding))
+        }
+        guard lowWaterMark > 0, onDrain != nil,
             lowWaterMark >= writeBufferLength
         else { return }
         callDrain()

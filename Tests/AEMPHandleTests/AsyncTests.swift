@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import AEMPHandle
@@ -55,7 +56,7 @@ struct AsyncTests {
         #expect(rest == ByteBuffer(string: "abc"))
     }
 
-    @Test("cancelling a read removes it from the queue")
+    @Test("cancelling a read removes it from the queue and stops the wait at once")
     func cancellation() async throws {
         let fixture = try SocketPairFixture()
         defer { fixture.shutdown() }
@@ -63,9 +64,9 @@ struct AsyncTests {
         let task = Task { try await handle.read(.line()) }
         try await Task.sleep(nanoseconds: 20_000_000)
         task.cancel()
-        await #expect(throws: CancellationError.self) { try await task.value }
+        await #expect(throws: CancellationError.self) { try await bounded { try await task.value } }
         fixture.peerWrite("next\n")
-        #expect(try await handle.read(.line()).string == "next")
+        #expect(try await bounded { try await handle.read(.line()) }.string == "next")
     }
 
     @Test("writing to a closed peer throws EPIPE")
@@ -117,5 +118,165 @@ struct AsyncTests {
         handle.destroy()
         close(pair.peer)
         try await group.shutdownGracefully()
+    }
+
+    // MARK: Every waiter resumed exactly once
+
+    @Test("a cancelled write stops waiting although the peer reads nothing; the bytes still go out")
+    func cancelledWriteIsBounded() async throws {
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        let handle = fixture.handle
+        let size = 8 << 20
+        let task = Task { try await handle.write(ByteBuffer(repeating: 1, count: size)) }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await bounded { try await task.value } }
+        let waiting = try await handle.eventLoop.submit { handle.core.writeWaiters.count }.get()
+        #expect(waiting == 0)
+        let tail = Task { try await handle.write("!") }
+        let received = fixture.peerRead(count: size + 1, seconds: 20)
+        try await bounded { try await tail.value }
+        #expect(received.bytes.count == size + 1)
+        #expect(received.bytes.last == UInt8(ascii: "!"))
+    }
+
+    @Test("in an already cancelled task a read queues nothing; a write still queues its bytes")
+    func alreadyCancelled() async throws {
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        let handle = fixture.handle
+        fixture.peerWrite("kept\n")
+        let outcome = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            let read = await Result { try await handle.read(.line()) }
+            let write = await Result { try await handle.write("sent") }
+            return (read.error is CancellationError || (try? read.get())?.string == "kept", write)
+        }
+        let (readEnded, write) = try await bounded { await outcome.value }
+        #expect(readEnded)
+        // The write either completed before the cancellation was seen or ended with it.
+        #expect(write.error == nil || write.error is CancellationError)
+        #expect(fixture.peerRead(count: 4).bytes == Array("sent".utf8))
+        let state = try await handle.eventLoop.submit { (handle.core.readQueue.count, handle.core.writeWaiters.count) }.get()
+        #expect(state == (0, 0))
+    }
+
+    @Test("destroy resumes every waiting read, write and write-buffer wait with EPIPE")
+    func destroyResumesAll() async throws {
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        let handle = fixture.handle
+        let reads = (0..<3).map { _ in Task { try await handle.read(.line()) } }
+        let write = Task { try await handle.write(ByteBuffer(repeating: 2, count: 8 << 20)) }
+        try await Task.sleep(nanoseconds: 30_000_000)
+        // The write is queued (and stalled) before this wait starts.
+        let drain = Task { try await handle.waitForWriteBuffer(atMost: 0) }
+        try await Task.sleep(nanoseconds: 30_000_000)
+        handle.destroy()
+        for read in reads {
+            await #expect(throws: HandleError.self) { try await bounded { try await read.value } }
+        }
+        await #expect(throws: HandleError.self) { try await bounded { try await write.value } }
+        await #expect(throws: HandleError.self) { try await bounded { try await drain.value } }
+        await #expect(throws: HandleError.self) { try await handle.read(.line()) }
+        await #expect(throws: HandleError.self) { try await handle.waitForWriteBuffer(atMost: 0) }
+    }
+
+    @Test("a waiter that is dropped unresumed (a task lost on a stopped loop) resumes its caller with EPIPE")
+    func droppedWaiterResumes() async throws {
+        await #expect(throws: HandleError(.brokenPipe, fatal: true)) {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                _ = AsyncWaiter(continuation)
+            }
+        }
+    }
+
+    @Test("a waiter resumed twice resumes its caller once")
+    func waiterResumesOnce() async throws {
+        let value = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            let waiter = AsyncWaiter(continuation)
+            waiter.resume(returning: 1)
+            waiter.resume(returning: 2)
+            waiter.resume(throwing: CancellationError())
+        }
+        #expect(value == 1)
+    }
+
+    // MARK: Waiting for the write buffer
+
+    @Test("waitForWriteBuffer returns at once below the mark, and after the peer read enough otherwise")
+    func waitForWriteBuffer() async throws {
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        let handle = fixture.handle
+        try await bounded { try await handle.waitForWriteBuffer(atMost: 0) }
+        let size = 8 << 20
+        handle.pushWrite(ByteBuffer(repeating: 3, count: size))
+        let waiter = Task { try await handle.waitForWriteBuffer(atMost: 1 << 20) }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        let pending = try await handle.eventLoop.submit { handle.writeBufferLength }.get()
+        #expect(pending > 1 << 20)
+        let received = fixture.peerRead(count: size, seconds: 20)
+        #expect(received.bytes.count == size)
+        try await bounded { try await waiter.value }
+        let after = try await handle.eventLoop.submit { handle.writeBufferLength }.get()
+        #expect(after <= 1 << 20)
+    }
+
+    @Test("a cancelled waitForWriteBuffer stops waiting; the handle goes on")
+    func waitForWriteBufferCancelled() async throws {
+        let fixture = try SocketPairFixture()
+        defer { fixture.shutdown() }
+        let handle = fixture.handle
+        handle.pushWrite(ByteBuffer(repeating: 4, count: 8 << 20))
+        let waiter = Task { try await handle.waitForWriteBuffer(atMost: 0) }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await bounded { try await waiter.value } }
+        #expect(fixture.peerRead(count: 8 << 20, seconds: 20).bytes.count == 8 << 20)
+        try await bounded { try await handle.write("ok") }
+    }
+}
+
+/// The time limit of ``bounded(seconds:_:)`` ran out.
+struct BoundExceeded: Error {}
+
+/// Runs `body` and returns its result, or throws ``BoundExceeded`` after `seconds` even if `body`
+/// never finishes (a hang fails the test instead of stalling the run).
+func bounded<T: Sendable>(
+    seconds: Double = 10, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let once = Mutex<Bool>(false)
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let finish: @Sendable (Result<T, any Error>) -> Void = { result in
+            let first = once.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { continuation.resume(with: result) }
+        }
+        let work = Task { finish(await Result { try await body() }) }
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+            work.cancel()
+            finish(.failure(BoundExceeded()))
+        }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The result of an async throwing call.
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
+
+    var error: (any Error)? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

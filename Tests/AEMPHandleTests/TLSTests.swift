@@ -22,6 +22,30 @@ final class TLSPair: @unchecked Sendable {
         client = try Handle.make(socket: pair.peer, group: group) { clientOptions(events) }.wait()
     }
 
+    /// A TLS server (`tls: accept` with `serverTLS`) and client (`tls: connect` with `clientTLS`),
+    /// both recording errors and end of file (``recordingOptions(_:_:)``); `server` and `client` set
+    /// further options.
+    convenience init(
+        accepting serverTLS: TLSContext?, connecting clientTLS: TLSContext?,
+        server configureServer: @escaping @Sendable (inout HandleOptions, Collector) -> Void = { _, _ in },
+        client configureClient: @escaping @Sendable (inout HandleOptions, Collector) -> Void = { _, _ in }
+    ) throws {
+        func side(
+            _ name: String, _ mode: TLSMode, _ context: TLSContext?,
+            _ configure: @escaping @Sendable (inout HandleOptions, Collector) -> Void
+        ) -> @Sendable (Collector) -> HandleOptions {
+            { events in
+                var options = recordingOptions(name, events)
+                options.tls = mode
+                options.tlsContext = context
+                configure(&options, events)
+                return options
+            }
+        }
+        try self.init(
+            server: side("S", .accept, serverTLS, configureServer), client: side("C", .connect, clientTLS, configureClient))
+    }
+
     /// Runs `body` on the loop with both handles and waits for it.
     func onLoop(_ body: @escaping @Sendable (_ server: Handle, _ client: Handle) -> Void) {
         let server = self.server
@@ -160,18 +184,11 @@ struct TLSTests {
         let certs = try tlsCertificates()
         let serverTLS = try Self.serverContext(certs, cert: "rogue")
         let pair = try TLSPair(
-            server: { events in
-                var options = recordingOptions("S", events)
-                options.tls = .accept
-                options.tlsContext = serverTLS
-                return options
-            },
-            client: { events in
-                var options = recordingOptions("C", events)
-                options.tls = .connect
+            accepting: serverTLS,
+            connecting: nil,
+            client: { options, events in
                 options.peername = "wrong.example"
                 options.onStartTLS = { _, ok, _ in events.add("C:start:\(ok)") }
-                return options
             })
         defer { pair.shutdown() }
         #expect(pair.wait(for: "C:start:true").contains("C:start:true"))
@@ -197,17 +214,7 @@ struct TLSTests {
 
     @Test("a server without a certificate fails the handshake on both sides")
     func serverWithoutCertificate() throws {
-        let pair = try TLSPair(
-            server: { events in
-                var options = recordingOptions("S", events)
-                options.tls = .accept
-                return options
-            },
-            client: { events in
-                var options = recordingOptions("C", events)
-                options.tls = .connect
-                return options
-            })
+        let pair = try TLSPair(accepting: nil, connecting: nil)
         defer { pair.shutdown() }
         let seen = pair.wait(for: "C:error:EPROTO:true")
         #expect(seen.contains("C:error:EPROTO:true"))
@@ -247,18 +254,10 @@ struct TLSTests {
                 keyFile: clientCert.isEmpty ? nil : certs.path("\(clientCert).key"), caFile: certs.caFile,
                 verify: true))
         let pair = try TLSPair(
-            server: { events in
-                var options = recordingOptions("S", events)
-                options.tls = .accept
-                options.tlsContext = serverTLS
+            accepting: serverTLS,
+            connecting: clientTLS,
+            server: { options, events in
                 options.onStartTLS = { _, ok, _ in events.add("S:start:\(ok)") }
-                return options
-            },
-            client: { events in
-                var options = recordingOptions("C", events)
-                options.tls = .connect
-                options.tlsContext = clientTLS
-                return options
             })
         defer { pair.shutdown() }
         // TLS 1.3 clients finish before the server has checked them: the server decides.
@@ -273,19 +272,13 @@ struct TLSTests {
             .init(certFile: certs.path("server.pem"), keyFile: certs.path("server.key"), minimumVersion: .tls1_3))
         let clientTLS = try TLSContext(.init(caFile: certs.caFile, verify: true, minimumVersion: .tls1_3))
         let pair = try TLSPair(
-            server: { events in
-                var options = recordingOptions("S", events)
-                options.tls = .accept
-                options.tlsContext = serverTLS
+            accepting: serverTLS,
+            connecting: clientTLS,
+            server: { options, events in
                 options.onStartTLS = { _, ok, _ in events.add("S:start:\(ok)") }
-                return options
             },
-            client: { events in
-                var options = recordingOptions("C", events)
-                options.tls = .connect
-                options.tlsContext = clientTLS
+            client: { options, events in
                 options.onStartTLS = { _, ok, _ in events.add("C:start:\(ok)") }
-                return options
             })
         defer { pair.shutdown() }
         #expect(pair.wait(for: "C:start:true").contains("C:start:true"))

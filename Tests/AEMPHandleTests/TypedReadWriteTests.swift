@@ -168,7 +168,7 @@ let typedCases: [TypedCase] = {
 struct TypedReadWriteTests {
     // MARK: Every split point
 
-    @Test("socket pair, every split point", arguments: typedCases)
+    @Test("socket pair, every split point", arguments: allReadCases)
     func socketSplits(_ typed: TypedCase) throws {
         // Runs the case's reads against a buffer that grows in two steps, through the real queue.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -189,7 +189,7 @@ struct TypedReadWriteTests {
         }
     }
 
-    @Test("byte by byte on loopback TCP", arguments: typedCases)
+    @Test("byte by byte on loopback TCP", arguments: allReadCases)
     func byteByByte(_ typed: TypedCase) throws {
         // read_size 1: every byte is its own socket read, so every reader sees every split point.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -201,7 +201,7 @@ struct TypedReadWriteTests {
         #expect(fixture.events.wait(for: typed.expected.count) == typed.expected)
     }
 
-    @Test("readers fed directly at every split point", arguments: typedCases)
+    @Test("readers fed directly at every split point", arguments: allReadCases)
     func directSplits(_ typed: TypedCase) throws {
         // The HandleReader contract without a handle: nothing is lost or read twice at any split.
         for split in 0...typed.input.count {
