@@ -46,6 +46,10 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var secure: Bool
     /// Services to start on this node, as function names (Perl `services`).
     public var services: [String]
+    /// Swift only: ``Node/send(to:_:)`` waits while more than this many bytes wait to be written to
+    /// the destination's connection (or while this many messages wait for a connection to come up),
+    /// so that a fast producer cannot exhaust memory. `snd` (``Node/send(_:_:)-([Value])``) never waits.
+    public var sendHighWaterMark: Int = 1 << 20
 
     /// Creates a configuration; every parameter defaults to Perl's default.
     ///
@@ -78,7 +82,8 @@ public struct NodeConfiguration: Sendable, Hashable {
         nodelay: Bool = true,
         autocork: Bool = false,
         secure: Bool = false,
-        services: [String] = []
+        services: [String] = [],
+        sendHighWaterMark: Int = 1 << 20
     ) {
         self.nodeID = nodeID
         self.binds = binds
@@ -94,6 +99,7 @@ public struct NodeConfiguration: Sendable, Hashable {
         self.autocork = autocork
         self.secure = secure
         self.services = services
+        self.sendHighWaterMark = sendHighWaterMark
     }
 
     /// Perl's defaults: anonymous node, bind `*`, no seeds, no secret, no certificate.

@@ -36,6 +36,7 @@ public final class Node: Sendable {
     let bound: NIOLoopBound<NodeCore>
     let names: Mutex<PortNameGenerator>
     let functions: FunctionTable
+    let pendingPorts: PendingPorts
     /// Per-node objects of protocol extensions (DataConn), by name.
     let extensionObjects = Mutex<[String: any AnyObject & Sendable]>([:])
 
@@ -47,6 +48,7 @@ public final class Node: Sendable {
         self.bound = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.names = Mutex(names)
         self.functions = core.functions
+        self.pendingPorts = core.pendingPorts
     }
 
     /// Starts a node: works out its node ID, opens its listeners, and starts connecting to its seeds.
@@ -128,9 +130,7 @@ public final class Node: Sendable {
     /// - Parameter callback: called with each message; throwing kills the port with `("die", text)`.
     /// - Returns: the new port's ID; its name is never reused.
     public func port(_ callback: @escaping PortCallback) -> PortID {
-        let id = PortID(node: nodeID, name: names.withLock { $0.nextLocalName() })
-        perform { $0.createPort(name: id.name, callback: callback) }
-        return id
+        makePort(callback)
     }
 
     /// Creates a port without callbacks; set them with ``receive(_:_:)``. Perl: `port`.
@@ -139,8 +139,22 @@ public final class Node: Sendable {
     /// `("unhandled_message", ...)`.
     /// - Returns: the new port's ID.
     public func port() -> PortID {
+        makePort(nil)
+    }
+
+    /// Creates the port at once on the loop; off the loop it is announced in a shared table first, so
+    /// that it exists for messages arriving through other loops before the creation hop runs.
+    private func makePort(_ callback: PortCallback?) -> PortID {
         let id = PortID(node: nodeID, name: names.withLock { $0.nextLocalName() })
-        perform { $0.createPort(name: id.name, callback: nil) }
+        if eventLoop.inEventLoop {
+            bound.value.createPort(name: id.name, callback: callback)
+        } else {
+            pendingPorts.add(id.name, callback)
+            perform { core in
+                // Unless a message or monitor adopted it meanwhile.
+                if let pending = core.pendingPorts.take(id.name) { core.createPort(name: id.name, callback: pending) }
+            }
+        }
         return id
     }
 

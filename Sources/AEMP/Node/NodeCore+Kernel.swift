@@ -34,7 +34,7 @@ extension NodeCore {
             return
         case "mon1":
             guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
-            if let port = ports[name] {
+            if let port = port(named: name) {
                 port.remoteWatchers.insert(source)
             } else {
                 let reason = KillReason.noSuchPort(PortID(node: nodeID, name: name))
@@ -42,7 +42,7 @@ extension NodeCore {
             }
         case "mon0":
             guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
-            ports[name]?.remoteWatchers.remove(source)
+            port(named: name)?.remoteWatchers.remove(source)
         case "kil0":
             guard let name = arguments.first?.stringValue else { return malformed(tag, source) }
             remotes[source]?.fireMonitors(portName: name, KillReason(Array(arguments.dropFirst())))
@@ -143,7 +143,7 @@ extension NodeCore {
     private func spawnLocally(_ arguments: [Value], from source: NodeID) {
         guard arguments.count >= 2, let name = arguments[0].stringValue, let functionName = arguments[1].stringValue
         else { return malformed(Self.spawnFunction, source) }
-        guard ports[name] == nil, !name.isEmpty else {
+        guard port(named: name) == nil, !name.isEmpty else {
             logger.warning("error processing node message from \(source): spawn: port \(name) exists")
             return
         }

@@ -46,6 +46,8 @@ final class NodeCore {
     var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
     /// Named functions; shared with the facade so that registrations take effect at once.
     let functions: FunctionTable
+    /// Ports created off the loop whose creation has not reached the loop yet.
+    let pendingPorts = PendingPorts()
     var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
     var nextMonitorID: UInt64 = 0
     var isShutDown = false
@@ -120,8 +122,18 @@ final class NodeCore {
         ports[name] = LocalPort(callback: callback)
     }
 
+    /// A live local port, adopting one created off the loop whose creation hop has not run yet (a
+    /// message or `mon1` for it may arrive through another loop before that hop).
+    func port(named name: String) -> LocalPort? {
+        if let port = ports[name] { return port }
+        guard let pending = pendingPorts.take(name), !isShutDown else { return nil }
+        let port = LocalPort(callback: pending)
+        ports[name] = port
+        return port
+    }
+
     func setCallback(port name: String, tag: String?, callback: PortCallback?) {
-        guard let port = ports[name] else { return }
+        guard let port = port(named: name) else { return }
         if let tag {
             port.tagCallbacks[tag] = callback
         } else {
@@ -167,7 +179,7 @@ final class NodeCore {
             return
         }
         // Unknown ports drop their messages silently (spec §5.1).
-        guard let port = ports[name] else { return }
+        guard let port = port(named: name) else { return }
         let id = PortID(node: nodeID, name: name)
         if !port.tagCallbacks.isEmpty, let tag = message.first?.stringValue, let callback = port.tagCallbacks[tag] {
             run(callback, port: id, source: source, Array(message.dropFirst()))
@@ -210,7 +222,7 @@ final class NodeCore {
 
     /// Kills a local port: removes it, then runs its monitors (local, then remote watchers).
     func kill(name: String, reason: KillReason) {
-        guard let port = ports.removeValue(forKey: name) else { return }
+        guard self.port(named: name) != nil, let port = ports.removeValue(forKey: name) else { return }
         if port.monitors.isEmpty, port.remoteWatchers.isEmpty, !reason.isNormal {
             logger.info("unmonitored local port \(name) died with reason: \(reason)")
         }
@@ -249,13 +261,13 @@ final class NodeCore {
         let id = makeMonitorID()
         if port.node == nodeID {
             if port.name.isEmpty { return nil }  // the own node port never dies
-            guard let local = ports[port.name] else {
+            guard let local = self.port(named: port.name) else {
                 // Like a remote `mon1`, checked after the messages sent before it (one of them may be
                 // the `spawn` that creates the port); a port missing then is reported as no_such_port.
                 deferredMonitors[id] = (port.name, action)
                 enqueueLocal(.step {
                     guard let (name, action) = self.deferredMonitors.removeValue(forKey: id) else { return }
-                    if let local = self.ports[name] {
+                    if let local = self.port(named: name) {
                         local.monitors[id] = action
                     } else {
                         self.fire(action, .noSuchPort(port))
@@ -274,7 +286,7 @@ final class NodeCore {
     func cancel(_ key: MonitorKey) {
         switch key {
         case .local(let name, let id):
-            ports[name]?.monitors[id] = nil
+            port(named: name)?.monitors[id] = nil
             deferredMonitors[id] = nil
         case .remote(let node, let portName, let id):
             remotes[node]?.removeMonitor(portName: portName, id: id)
@@ -370,5 +382,19 @@ final class FunctionTable: Sendable {
 
     func set(_ name: String, _ body: NodeFunction?, builtin: Bool = false) {
         table.withLock { $0[name] = body.map { ($0, builtin) } }
+    }
+}
+
+/// Ports announced by ``Node/port(_:)`` off the loop and not yet created on it.
+final class PendingPorts: Sendable {
+    private let table = Mutex<[String: PortCallback?]>([:])
+
+    func add(_ name: String, _ callback: PortCallback?) {
+        table.withLock { $0[name] = .some(callback) }
+    }
+
+    /// Removes and returns the callback of a pending port (`nil` if it is not pending).
+    func take(_ name: String) -> PortCallback?? {
+        table.withLock { $0.removeValue(forKey: name) }
     }
 }

@@ -16,6 +16,8 @@ final class RemoteNode {
     var link: TransportConnection?
     /// Messages waiting for the connection (port name, elements), in order.
     var queue: Deque<(String, [Value])> = []
+    /// Flow-controlled senders waiting for the queue to drain (``Node/send(to:_:)``).
+    var queueWaiters: [CheckedContinuation<Void, Never>] = []
     /// Monitors of this node's ports: port name → monitor ID → action.
     var monitors: [String: [UInt64: MonitorAction]] = [:]
 
@@ -133,6 +135,7 @@ final class RemoteNode {
         while link === connection, let (portName, elements) = queue.popFirst() {
             send(portName: portName, elements)
         }
+        resumeQueueWaiters()
     }
 
     /// The attached connection ended.
@@ -152,6 +155,7 @@ final class RemoteNode {
         }
         endAttempt()
         queue.removeAll()
+        resumeQueueWaiters()
         let reason = KillReason.transportError(node: nodeID, message: message)
         let fired = monitors
         monitors.removeAll()
@@ -180,10 +184,17 @@ final class RemoteNode {
         }
     }
 
+    func resumeQueueWaiters() {
+        let waiters = queueWaiters
+        queueWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+    }
+
     /// Drops everything at node shutdown, without callbacks.
     func shutdown() {
         endAttempt()
         queue.removeAll()
+        resumeQueueWaiters()
         monitors.removeAll()
         link?.close()
         link = nil

@@ -325,18 +325,18 @@ final class TransportConnection {
 
     private static let notConnected = TransportSendError(.notConnected, "connection is not in the data phase")
 
-    /// The one place where encoded messages reach the handle. `encode` appends one message, or
-    /// throws having appended nothing.
-    ///
-    /// Until `Handle.pushWrite(encoding:)` is available this encodes into a fresh buffer and queues
-    /// it; with it, the body becomes `try handle.pushWrite(encoding: encode)`.
+    /// The one place where encoded messages reach the handle. `encode` appends one message straight
+    /// into the handle's pending write buffer, or throws having appended nothing.
     @inline(__always)
     private func write<Failure: Error>(
         _ encode: (inout ByteBuffer) throws(Failure) -> Void
     ) throws(Failure) {
-        var buffer = handle.allocator.buffer(capacity: 256)
-        try encode(&buffer)
-        handle.pushWrite(buffer)
+        do {
+            try handle.pushWrite(encoding: { buffer in try encode(&buffer) })
+        } catch {
+            // Only `encode` throws, and it throws `Failure`.
+            throw error as! Failure
+        }
     }
 
     // MARK: Handshake
@@ -447,6 +447,9 @@ final class TransportConnection {
             cborDecoder = CBORStreamDecoder(maxDepth: Self.maximumDepth, maxItemSize: Self.maximumMessageSize)
         }
         phase = .data
+        // Messages written during one loop tick leave in one write (the node's flush coalescing);
+        // Perl's `autocork` option only matters for the handshake lines.
+        handle.autocork = true
         handle.onRead { [self] _ in readable() }
     }
 
