@@ -69,13 +69,18 @@ let package = Package(
         ),
         .target(
             name: "AEMPDataConn",
-            dependencies: ["AEMP", "AEMPHandle"],
+            dependencies: [
+                "AEMP", "AEMPHandle", "AEMPCodecs",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "aemp",
             dependencies: [
                 "AEMP",
+                "AEMPCodecs",
                 "AEMPDataConn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -117,15 +122,24 @@ let package = Package(
         .testTarget(
             name: "AEMPTests",
             dependencies: [
-                "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                "AEMP", "AEMPCodecs", "AEMPHandle", "AEMPSocket", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "aempCLITests",
+            dependencies: ["aemp", "AEMP", "AEMPCodecs"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AEMPDataConnTests",
-            dependencies: ["AEMPDataConn"],
+            dependencies: [
+                "AEMPDataConn", "AEMP", "AEMPHandle", "AEMPCodecs", "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

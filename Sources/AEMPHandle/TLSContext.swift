@@ -72,6 +72,9 @@ public final class TLSContext: Sendable {
         /// The lowest protocol version accepted (Perl: `method`/`sslv3`/`tlsv1` switches); TLS 1.2
         /// by default, as SwiftNIO SSL.
         public var minimumVersion: TLSProtocolVersion?
+        /// Trusted CA certificates as PEM text (Perl: `ca_cert`); added to ``caFile``/``caPath``
+        /// when those are given, otherwise the only trust roots.
+        public var caCert: String?
 
         /// Creates options; everything off or absent by default, like `AnyEvent::TLS->new`.
         public init(
@@ -84,7 +87,8 @@ public final class TLSContext: Sendable {
             verify: Bool = false,
             verifyRequireClientCert: Bool = false,
             verifyPeername: String? = nil,
-            minimumVersion: TLSProtocolVersion? = nil
+            minimumVersion: TLSProtocolVersion? = nil,
+            caCert: String? = nil
         ) {
             self.certFile = certFile
             self.cert = cert
@@ -96,6 +100,7 @@ public final class TLSContext: Sendable {
             self.verifyRequireClientCert = verifyRequireClientCert
             self.verifyPeername = verifyPeername
             self.minimumVersion = minimumVersion
+            self.caCert = caCert
         }
     }
 
@@ -131,6 +136,17 @@ public final class TLSContext: Sendable {
                 if let path = options.caPath { base.additionalTrustRoots = [.file(path)] }
             } else if let path = options.caPath {
                 base.trustRoots = .file(path)
+            }
+            if let pem = options.caCert {
+                let roots = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))
+                if roots.isEmpty {
+                    throw HandleError(.protocolError, message: "TLS context: no CA certificate found", fatal: true)
+                }
+                if options.caFile == nil, options.caPath == nil {
+                    base.trustRoots = .certificates(roots)
+                } else {
+                    base.additionalTrustRoots.append(.certificates(roots))
+                }
             }
             if let version = options.minimumVersion { base.minimumTLSVersion = version.nio }
 

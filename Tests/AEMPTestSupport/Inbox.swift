@@ -42,6 +42,8 @@ public final class Inbox<Element: Sendable>: Sendable {
 public struct InboxTimeout: Error, CustomStringConvertible {
     /// The time waited.
     public let timeout: Duration
+    /// Creates the error.
+    public init(timeout: Duration) { self.timeout = timeout }
     /// A readable explanation.
     public var description: String { "nothing arrived within \(timeout)" }
 }

@@ -35,6 +35,9 @@ public final class Node: Sendable {
 
     let bound: NIOLoopBound<NodeCore>
     let names: Mutex<PortNameGenerator>
+    let functions: FunctionTable
+    /// Per-node objects of protocol extensions (DataConn), by name.
+    let extensionObjects = Mutex<[String: any AnyObject & Sendable]>([:])
 
     private init(core: NodeCore, names: PortNameGenerator, listenerAddresses: [String]) {
         self.nodeID = core.nodeID
@@ -43,6 +46,7 @@ public final class Node: Sendable {
         self.listenerAddresses = listenerAddresses
         self.bound = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.names = Mutex(names)
+        self.functions = core.functions
     }
 
     /// Starts a node: works out its node ID, opens its listeners, and starts connecting to its seeds.
@@ -77,7 +81,9 @@ public final class Node: Sendable {
         let names = PortNameGenerator(nodeIDRandomised: identity.randomised, runiq: runiq)
         let loop = group.next()
         return try await loop.submit {
-            let core = NodeCore(nodeID: identity.nodeID, eventLoop: loop, configuration: configuration, logger: logger)
+            let core = NodeCore(
+                nodeID: identity.nodeID, eventLoop: loop, configuration: configuration, logger: logger,
+                functions: FunctionTable())
             do {
                 try core.prepareTLS()
                 try core.listen()
@@ -248,11 +254,12 @@ public final class Node: Sendable {
     ///
     /// Perl looks the name up as a Perl function; a Swift node calls only what was registered here.
     /// Names are usually Perl-style, e.g. `"MyApp::start_worker"`. In secure mode, remote calls are refused.
+    /// The registration is in place when this returns.
     /// - Parameters:
     ///   - name: the name callers use.
     ///   - body: the function, or `nil` to remove it.
     public func registerFunction(_ name: String, _ body: NodeFunction?) {
-        perform { $0.functions[name] = body }
+        functions.set(name, body)
     }
 
     /// Sets how this node answers `eval_on` requests. Perl evaluates Perl code; a Swift node refuses by

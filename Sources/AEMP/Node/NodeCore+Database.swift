@@ -28,6 +28,11 @@ extension NodeCore {
         completion(nil)
     }
 
+    /// A node's listener list (family `'l`), for DataConn.
+    func lookupListeners(of node: NodeID, _ completion: @escaping ([String]?) -> Void) {
+        lookupAddresses(of: node, completion)
+    }
+
     func databaseSeedGreeted(_ node: NodeID) {}
     func databaseNodeUp(_ node: NodeID) {}
     func databaseNodeDown(_ node: NodeID) {}

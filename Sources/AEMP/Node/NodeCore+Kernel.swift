@@ -54,7 +54,7 @@ extension NodeCore {
             send(to: target, Array(arguments.dropFirst()), source: source)
         case "can":
             guard let asked = arguments.first?.stringValue else { return malformed(tag, source) }
-            let known = Self.kernelTags.contains(asked) || functions[asked] != nil || isDatabaseTag(asked)
+            let known = Self.kernelTags.contains(asked) || functions.lookup(asked) != nil || isDatabaseTag(asked)
             reply(Array(arguments.dropFirst()), [.text(known ? "1" : "")], source: source)
         case "time":
             reply(Array(arguments), [.float(Date().timeIntervalSince1970)], source: source)
@@ -117,16 +117,16 @@ extension NodeCore {
 
     /// Calls a registered function by name (Perl: `snd_to_func` on the receiving side, and `spawn`).
     private func callFunction(_ name: String, _ arguments: [Value], from source: NodeID) {
-        if configuration.secure, !builtinFunctions.contains(name) {
-            logger.warning("error processing node message from \(source): remote execution not allowed (\(name))")
-            return
-        }
         if name == Self.spawnFunction {
             spawnLocally(arguments, from: source)
             return
         }
-        guard let function = functions[name] else {
+        guard let (function, builtin) = functions.lookup(name) else {
             logger.warning("error processing node message from \(source): \(name): undefined function")
+            return
+        }
+        if configuration.secure, !builtin {
+            logger.warning("error processing node message from \(source): remote execution not allowed (\(name))")
             return
         }
         let savedSource = currentSource
@@ -149,11 +149,11 @@ extension NodeCore {
         }
         createPort(name: name, callback: nil)
         let port = PortID(node: nodeID, name: name)
-        guard let function = functions[functionName] else {
+        guard let (function, builtin) = functions.lookup(functionName) else {
             kill(name: name, reason: .die("\(functionName): undefined function"))
             return
         }
-        if configuration.secure, !builtinFunctions.contains(functionName) {
+        if configuration.secure, !builtin {
             kill(name: name, reason: .die("remote execution not allowed"))
             return
         }

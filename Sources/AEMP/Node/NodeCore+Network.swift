@@ -13,6 +13,8 @@ enum ConnectionPurpose {
     case dial(NodeID)
     /// Dialled to a seed address (index into ``NodeCore/seeds``).
     case seed(Int)
+    /// Dialled with a protocol upgrade greeting (DataConn); `failed` gets the error text.
+    case upgrade(failed: (String) -> Void)
 }
 
 /// A configured seed address and what this node learned about it (spec §7, "Seeds").
@@ -47,6 +49,7 @@ extension NodeCore: TransportConnectionDelegate {
         _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose,
         protocolName: String = Greeting.aemp, dataConnID: String? = nil
     ) -> TransportConnection {
+        logger.trace("starting handshake on \(channel.remoteAddress?.description ?? "?") as \(purpose)")
         let handle = Handle(channel: channel)
         let connection = TransportConnection(
             handle: handle, configuration: handshakeConfiguration, tls: tlsContext, direction: direction,
@@ -129,23 +132,46 @@ extension NodeCore: TransportConnectionDelegate {
 
     /// Connects to `address` ("host:port") on the node's loop; failures are only logged (spec §8: dial
     /// errors end in `connect timeout`).
-    func dialAddress(_ address: String, _ connected: @escaping (any Channel) -> Void) {
+    func dialAddress(
+        _ address: String, failed: ((String) -> Void)? = nil, _ connected: @escaping (any Channel) -> Void
+    ) {
         guard let target = parseHostPort(address) else {
             logger.warning("cannot dial \(address): not a host:port address")
+            failed?("\(address): not a host:port address")
             return
         }
-        let bound = NIOLoopBound((self, connected), eventLoop: eventLoop)
+        // The guard keeps the attempt alive (dropping it would abort it, as in Perl).
+        dialCounter &+= 1
+        let key = dialCounter
+        let bound = NIOLoopBound((self, connected, failed), eventLoop: eventLoop)
         let loop = eventLoop
-        _ = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
+        let guardian = tcpConnect(host: target.host, service: target.port, on: eventLoop, connect: { outcome in
             loop.execute {
-                let (core, connected) = bound.value
+                let (core, connected, failed) = bound.value
+                core.dialGuards[key] = nil
                 if let connection = outcome.connection {
                     connected(connection.channel)
                 } else {
-                    core.logger.debug("cannot dial \(address): \(outcome.error.map { "\($0)" } ?? "failed")")
+                    let text = outcome.error.map { "\($0)" } ?? "connect failed"
+                    core.logger.debug("cannot dial \(address): \(text)")
+                    failed?(text)
                 }
             }
         })
+        dialGuards[key] = guardian
+    }
+
+    /// Dials with a protocol upgrade greeting (spec §9.1).
+    func dialUpgrade(address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void) {
+        dialAddress(address, failed: failed) { channel in
+            guard !self.isShutDown else {
+                channel.close(promise: nil)
+                return
+            }
+            _ = self.startConnection(
+                channel, direction: .dialled(address: address), purpose: .upgrade(failed: failed),
+                protocolName: protocolName, dataConnID: dataConnID)
+        }
     }
 
     // MARK: Seeds
@@ -169,6 +195,7 @@ extension NodeCore: TransportConnectionDelegate {
         if seed.isSelf || seed.dialing { return }
         if let node = seed.nodeID, remotes[node]?.isUp == true { return }
         seeds[index].dialing = true
+        logger.trace("dialling seed \(seed.address)")
         dialAddress(seed.address) { channel in
             guard !self.isShutDown else {
                 channel.close(promise: nil)
@@ -195,6 +222,7 @@ extension NodeCore: TransportConnectionDelegate {
     // MARK: TransportConnectionDelegate
 
     func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
+        logger.trace("greeted by \(greeting.nodeID)")
         guard let (_, purpose) = pending[ObjectIdentifier(c)] else { return }
         let peer = greeting.nodeID
         if case .seed(let index) = purpose, seeds.indices.contains(index) {
@@ -258,6 +286,8 @@ extension NodeCore: TransportConnectionDelegate {
             if seeds.indices.contains(index), !seeds[index].isSelf {
                 logger.notice("connection to seed \(seeds[index].address) failed: \(message)")
             }
+        case .upgrade(let failed):
+            failed(message)
         }
     }
 
@@ -290,6 +320,9 @@ extension NodeCore: TransportConnectionDelegate {
 
     func shutdownNetwork() {
         for server in servers { server.cancel() }
+        let guards = dialGuards
+        dialGuards.removeAll()
+        for guardian in guards.values { guardian.cancel() }
         servers.removeAll()
         for index in seeds.indices { seeds[index].timer?.cancel() }
         seeds.removeAll()

@@ -4,6 +4,7 @@ import AEMPSocket
 import DequeModule
 import Logging
 import NIOCore
+import Synchronization
 
 /// What a monitor does when its port dies. Perl: the forms of `mon`.
 enum MonitorAction: Sendable {
@@ -43,9 +44,8 @@ final class NodeCore {
     var ports: [String: LocalPort] = [:]
     var remotes: [NodeID: RemoteNode] = [:]
     var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
-    var functions: [String: NodeFunction] = [:]
-    /// Functions the library itself registers (spawn, DataConn); allowed in secure mode.
-    var builtinFunctions: Set<String> = []
+    /// Named functions; shared with the facade so that registrations take effect at once.
+    let functions: FunctionTable
     var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
     var nextMonitorID: UInt64 = 0
     var isShutDown = false
@@ -60,7 +60,12 @@ final class NodeCore {
     /// Handshakes not attached yet.
     var pending: [ObjectIdentifier: (TransportConnection, ConnectionPurpose)] = [:]
     var upgradeHandlers: [String: ProtocolUpgradeHandler] = [:]
+    /// Connect attempts in progress (their guards keep them alive).
+    var dialGuards: [UInt64: TCPConnectGuard] = [:]
+    var dialCounter: UInt64 = 0
     var tlsContext: TLSContext?
+    /// State of protocol extensions (DataConn), by name.
+    var extensionState: [String: AnyObject] = [:]
     /// Address lookups waiting for `g_found`.
     var addressWaiters: [NodeID: [([String]?) -> Void]] = [:]
 
@@ -82,7 +87,11 @@ final class NodeCore {
     /// Monitors of local ports that did not exist yet when registered, checked in queue order.
     var deferredMonitors: [UInt64: (String, MonitorAction)] = [:]
 
-    init(nodeID: NodeID, eventLoop: any EventLoop, configuration: NodeConfiguration, logger: Logger) {
+    init(
+        nodeID: NodeID, eventLoop: any EventLoop, configuration: NodeConfiguration, logger: Logger,
+        functions: FunctionTable
+    ) {
+        self.functions = functions
         self.nodeID = nodeID
         self.eventLoop = eventLoop
         self.configuration = configuration
@@ -296,7 +305,7 @@ final class NodeCore {
 }
 
 /// What cancels a registration made on the loop.
-enum MonitorKey: Sendable {
+package enum MonitorKey: Sendable {
     case local(name: String, id: UInt64)
     case remote(node: NodeID, portName: String, id: UInt64)
     case nodes(id: UInt64)
@@ -312,8 +321,12 @@ extension NodeCore {
     /// Builds the TLS context from the configured certificate.
     func prepareTLS() throws {
         tlsContext = nil
-        if configuration.certificate != nil {
-            tlsContext = try TransportConnection.tlsContext(certificate: configuration.certificate!)
+        if let certificate = configuration.certificate {
+            do {
+                tlsContext = try TLSContext.aempNode(certificatePEM: certificate)
+            } catch {
+                throw NodeError("cannot use the configured certificate: \(error)")
+            }
         }
     }
 
@@ -326,5 +339,20 @@ extension NodeCore {
         nodeMonitors.removeAll()
         localQueue.removeAll()
         deferredMonitors.removeAll()
+    }
+}
+
+/// The functions other nodes may call by name, readable on the loop and writable from anywhere, so a
+/// registration is in place as soon as the registering call returns (even for a request that another
+/// node's loop sends right after).
+final class FunctionTable: Sendable {
+    private let table = Mutex<[String: (body: NodeFunction, builtin: Bool)]>([:])
+
+    func lookup(_ name: String) -> (body: NodeFunction, builtin: Bool)? {
+        table.withLock { $0[name] }
+    }
+
+    func set(_ name: String, _ body: NodeFunction?, builtin: Bool = false) {
+        table.withLock { $0[name] = body.map { ($0, builtin) } }
     }
 }

@@ -32,6 +32,12 @@ public struct FunctionContext: Sendable {
     public let port: PortID?
     /// The node that asked for the call. Perl: `$SRCNODE`.
     public let sourceNode: NodeID
+
+    package init(node: Node, port: PortID?, sourceNode: NodeID) {
+        self.node = node
+        self.port = port
+        self.sourceNode = sourceNode
+    }
 }
 
 /// The state of a node as seen from this one. Perl: the result of `node_is_up`.

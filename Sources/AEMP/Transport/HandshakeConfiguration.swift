@@ -19,6 +19,11 @@ public struct HandshakeConfiguration: Sendable {
     /// `aemp-<word>` protocols a plain `aemp` endpoint may be switched to by the peer's greeting
     /// (spec §3.3 step 2). Perl switches to any; the Swift node only to registered ones.
     public var protocolUpgrades: Set<String>
+    /// Whether connections set `TCP_NODELAY` (Perl `nodelay`, default on). Not part of the
+    /// handshake itself; carried here so that a connection gets all its settings in one value.
+    public var nodelay: Bool = true
+    /// Whether connections coalesce writes per loop tick (Perl `autocork`, default off).
+    public var autocork: Bool = false
 
     /// Creates a handshake configuration.
     ///
@@ -62,6 +67,8 @@ public struct HandshakeConfiguration: Sendable {
             authAccept: node.authAccept,
             framings: node.framingFormats
         )
+        nodelay = node.nodelay
+        autocork = node.autocork
     }
 
     /// Whether a non-empty secret is configured.

@@ -1,0 +1,235 @@
+import AEMP
+import AEMPCodecs
+import NIOCore
+
+/// The node commands `run`, `snd`, `cal`, `mon`, `eval` and `nodes`: argument handling,
+/// configuration resolution and output. The network part is the context's ``NodeBackend``.
+enum NodeCommands {
+    /// Perl bin/aemp's timeout for `snd`, `cal`, `eval` (and here `nodes`): 5 seconds.
+    static let clientTimeout: Duration = .seconds(5)
+
+    // MARK: run
+
+    /// What `aemp run` starts with.
+    struct RunPlan: Sendable, Hashable {
+        /// The resolved profile and node configuration.
+        var resolved: ResolvedProfile
+        /// The rc file consulted (`nil` with `norc`).
+        var configPath: String?
+        /// Whether the embedded default profile was used (no arguments).
+        var usesEmbeddedDefaults: Bool
+        /// Whether a new secret was generated and saved in the rc file.
+        var generatedSecret: Bool
+    }
+
+    /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
+    /// name). Without arguments, the embedded default profile (``ProfileSettings/runDefaults``)
+    /// is used and, if no secret or certificate is configured, a random secret is generated and saved
+    /// as a global setting in the rc file, so every later `aemp` command shares it.
+    ///
+    /// - Throws: ``CLIError`` for bad arguments, rc file errors and invalid values.
+    static func runPlan(_ arguments: [Value], context: CLIContext) throws(CLIError) -> RunPlan {
+        do {
+            if arguments.isEmpty {
+                let path = try context.configPath()
+                var file = try ConfigFile.load(path: path)
+                var resolved = try file.resolve(configureArguments: ProfileSettings.runDefaults, hostname: context.hostname)
+                var generated = false
+                if !resolved.configuration.canAuthenticate {
+                    file.global["secret"] = .text(ProfileSettings.randomSecret())
+                    try file.save(to: path)
+                    resolved = try file.resolve(configureArguments: ProfileSettings.runDefaults, hostname: context.hostname)
+                    generated = true
+                }
+                return RunPlan(resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated)
+            }
+            let settings = try ProfileSettings(configureArguments: arguments)
+            let unknown = settings.unknownConfigureKeys
+            if !unknown.isEmpty {
+                context.errorOutput("aemp: warning: ignoring unknown configure key(s): \(unknown.joined(separator: ", "))")
+            }
+            let norc = settings.isTrue("norc")
+            let path = norc ? nil : try context.configPath()
+            let file = try path.map { path throws(ConfigFileError) in try ConfigFile.load(path: path) } ?? ConfigFile()
+            let resolved = try file.resolve(configureArguments: settings, hostname: context.hostname)
+            if !resolved.configuration.canAuthenticate {
+                context.errorOutput(
+                    "aemp: warning: no secret and no certificate configured, so no other node can connect (see aemp gensecret)")
+            }
+            return RunPlan(resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false)
+        } catch let error as ConfigFileError {
+            throw CLIError("run: \(error)")
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("run: \(error)")
+        }
+    }
+
+    /// `aemp run configure_args...`.
+    static func run(_ arguments: [Value], context: CLIContext) async throws {
+        let plan = try runPlan(arguments, context: context)
+        if plan.generatedSecret, let path = plan.configPath {
+            context.output("aemp: generated a new shared secret and saved it in \(path)")
+        }
+        try await context.backend.run(plan.resolved.configuration) { node in
+            for line in banner(node: node, plan: plan) { context.output(line) }
+        }
+    }
+
+    /// The text `aemp run` prints once its node listens: node ID, listener addresses, seeds, and how
+    /// to talk to the node from a second terminal.
+    static func banner(node: RunningNode, plan: RunPlan) -> [String] {
+        let id = node.nodeID.rawValue
+        let configuration = plan.resolved.configuration
+        var lines = [
+            "aemp: node \(id) is running (profile \"\(plan.resolved.profileName)\")",
+            "  listening on: \(node.listenerAddresses.isEmpty ? "(no listener)" : node.listenerAddresses.joined(separator: " "))",
+            "  seeds:        \(configuration.seeds.isEmpty ? "(none)" : configuration.seeds.joined(separator: " "))",
+        ]
+        if let path = plan.configPath { lines.append("  config file:  \(path)") }
+        let examples = [
+            ("aemp nodes", "the nodes that are up in the network"),
+            ("aemp cal '\(id)#' time", "ask the node for its time"),
+            ("aemp snd '\(id)#' devnull hello", "send a message to the node's own port"),
+            ("aemp mon '\(id)#'", "wait until the node goes down"),
+        ]
+        let width = examples.map(\.0.count).max() ?? 0
+        lines += ["", "Talk to it from a second terminal (same user, so the same config file and secret):"]
+        for (command, comment) in examples {
+            lines.append("  " + command + String(repeating: " ", count: width - command.count) + "   # " + comment)
+        }
+        if !plan.usesEmbeddedDefaults, let address = node.listenerAddresses.first {
+            lines.append("If the config file's seeds do not lead to this node, prefix the commands with")
+            lines.append("  AEMP_CONFIG='{\"seeds\":[\"\(address)\"]}'")
+        }
+        lines.append("Stop it with Ctrl-C.")
+        return lines
+    }
+
+    // MARK: client commands
+
+    /// The configuration of a client command (`snd`, `cal`, `mon`, `eval`, `nodes`).
+    ///
+    /// `AEMP_CONFIG`, when set, is a JSON object of `configure` arguments. The lookup uses profile
+    /// `aemp` (unless `AEMP_CONFIG` names another) on top of ``ProfileSettings/clientDefaults``, so
+    /// the rc file's secret and seeds apply. Unless `AEMP_CONFIG` sets them, the node ID is a fresh
+    /// anonymous one and the node listens on an ephemeral loopback port.
+    ///
+    /// - Throws: ``CLIError`` for a malformed `AEMP_CONFIG`, rc file errors, or when neither a secret
+    ///   nor a certificate is configured.
+    static func clientConfiguration(command: String, context: CLIContext) throws(CLIError) -> ResolvedProfile {
+        do {
+            var arguments = ProfileSettings.clientDefaults
+            var explicit = ProfileSettings()
+            if let text = context.environment["AEMP_CONFIG"], !text.isEmpty {
+                explicit = try environmentArguments(text)
+                arguments = arguments.merging(explicit)
+            }
+            if !arguments.contains("profile") { arguments["profile"] = .text(ProfileSettings.clientProfileName) }
+            let norc = arguments.isTrue("norc")
+            let path = norc ? nil : try context.configPath()
+            let file = try path.map { path throws(ConfigFileError) in try ConfigFile.load(path: path) } ?? ConfigFile()
+            var resolved = try file.resolve(configureArguments: arguments, hostname: context.hostname)
+            if !explicit.contains("nodeid") {
+                resolved.settings["nodeid"] = ProfileSettings.clientNodeID
+                resolved.configuration.nodeID = ProfileSettings.clientNodeID.stringValue
+            }
+            if !explicit.contains("binds") {
+                resolved.settings["binds"] = ProfileSettings.clientBinds
+                resolved.configuration.binds = ProfileSettings.clientBinds.arrayValue?.compactMap(\.stringValue) ?? []
+            }
+            guard resolved.configuration.canAuthenticate else {
+                let place = path.map { " in \($0)" } ?? ""
+                throw CLIError(
+                    "\(command): no secret and no certificate configured\(place); run `aemp run` once (it saves one) or `aemp gensecret`")
+            }
+            return resolved
+        } catch let error as ConfigFileError {
+            throw CLIError("\(command): \(error)")
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("\(command): \(error)")
+        }
+    }
+
+    /// Parses `AEMP_CONFIG`: a JSON object of configure arguments.
+    static func environmentArguments(_ text: String) throws(CLIError) -> ProfileSettings {
+        let value: Value
+        do {
+            value = try ConfigFile.parseJSON(ByteBuffer(string: text), path: "AEMP_CONFIG")
+        } catch {
+            throw CLIError("AEMP_CONFIG: \(error.reason)")
+        }
+        guard case .map(let pairs) = value else {
+            throw CLIError("AEMP_CONFIG: expected a JSON object of configure arguments, like {\"seeds\":[\"127.0.0.1:4040\"]}")
+        }
+        return ProfileSettings(pairs.map { ($0.key.stringValue ?? "", $0.value) })
+    }
+
+    /// A port argument: `<nodeid>#<portname>` (the node port is `<nodeid>#`).
+    static func port(_ value: Value?, command: String) throws(CLIError) -> PortID {
+        guard let value else { throw CLIError("\(command): port ID missing") }
+        guard let text = value.stringValue, let port = PortID(text) else {
+            throw CLIError("\(command): \(ArgumentRules.plain(value)) is not a port ID (<nodeid>#<portname>; a node's own port is <nodeid>#)")
+        }
+        return port
+    }
+
+    /// A node argument: a node ID or any port ID on that node (Perl: `node_of`).
+    static func node(_ value: Value?, command: String) throws(CLIError) -> NodeID {
+        guard let value else { throw CLIError("\(command): node ID missing") }
+        let text = value.stringValue ?? ""
+        let nodePart = text.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard let node = NodeID(nodePart) else {
+            throw CLIError("\(command): \(ArgumentRules.plain(value)) is not a node ID")
+        }
+        return node
+    }
+
+    /// `aemp snd <port> <args...>`: prints the confirmation (or kill reason) joined by spaces.
+    static func send(_ arguments: [Value], context: CLIContext) async throws {
+        let port = try port(arguments.first, command: "snd")
+        let configuration = try clientConfiguration(command: "snd", context: context).configuration
+        let reply = try await context.backend.send(configuration, to: port, message: Array(arguments.dropFirst()), timeout: clientTimeout)
+        context.output(reply.map(ArgumentRules.plain).joined(separator: " "))
+    }
+
+    /// `aemp cal <port> <args...>`: prints the reply as JSON values separated by commas.
+    static func call(_ arguments: [Value], context: CLIContext) async throws {
+        let port = try port(arguments.first, command: "cal")
+        let configuration = try clientConfiguration(command: "cal", context: context).configuration
+        let reply = try await context.backend.call(configuration, port: port, message: Array(arguments.dropFirst()), timeout: clientTimeout)
+        context.output(ArgumentRules.jsonList(reply))
+    }
+
+    /// `aemp mon <port>`: prints the kill reason joined by spaces once the port dies.
+    static func monitor(_ port: Value?, context: CLIContext) async throws {
+        let port = try self.port(port, command: "mon")
+        let configuration = try clientConfiguration(command: "mon", context: context).configuration
+        let reason = try await context.backend.monitor(configuration, port: port)
+        context.output(reason.values.map(ArgumentRules.plain).joined(separator: " "))
+    }
+
+    /// `aemp eval <node> <expr...>`: joins the expression words with spaces, evaluates them on the
+    /// node and prints the results as JSON values separated by commas; a remote error fails the command.
+    static func evaluate(_ arguments: [Value], context: CLIContext) async throws {
+        let node = try node(arguments.first, command: "eval")
+        let code = arguments.dropFirst().map(ArgumentRules.plain).joined(separator: " ")
+        let configuration = try clientConfiguration(command: "eval", context: context).configuration
+        let reply = try await context.backend.evaluate(configuration, node: node, code: code, timeout: clientTimeout)
+        let error = reply.first.map(ArgumentRules.plain) ?? ""
+        guard error.isEmpty else {
+            throw CLIError(([error] + reply.dropFirst().map(ArgumentRules.plain)).joined(separator: " "))
+        }
+        context.output(ArgumentRules.jsonList(Array(reply.dropFirst())))
+    }
+
+    /// `aemp nodes`: prints the up nodes, one per line, sorted.
+    static func nodes(context: CLIContext) async throws {
+        let configuration = try clientConfiguration(command: "nodes", context: context).configuration
+        let nodes = try await context.backend.upNodes(configuration, timeout: clientTimeout)
+        for node in nodes.sorted() { context.output(node.rawValue) }
+    }
+}

@@ -1,1 +1,0 @@
-// Tests for AEMPDataConn land with the module itself.
