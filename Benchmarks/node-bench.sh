@@ -8,7 +8,9 @@
 # load from other processes hits them alike.
 #
 #   Benchmarks/node-bench.sh [rounds=3] [messages=200000] [round-trips=10000]
-#   env: FRAMINGS="cbor json" (Swift framings to run; default cbor), NODE_BENCH_NO_BUILD=1 (skip the
+#   env: FRAMINGS="cbor json cbor+autocork" (Swift variants to run, each with its own raw TCP
+#        reference of the same byte counts; "+autocork" sets Perl's autocork on both nodes;
+#        default cbor), NODE_BENCH_NO_BUILD=1 (skip the
 #        release build), NODE_BENCH_PORT=47300 (first TCP port used), NODE_BENCH_SWIFT=0 (references
 #        only, e.g. while the Swift node cannot run).
 # Needs: swift, erl/erlc/epmd (Debian erlang-base). Every step runs under `timeout`; every process
@@ -138,10 +140,11 @@ run_swift() {
 }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" >&2
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load before: $LOAD_BEFORE" >&2
 echo "rounds=$ROUNDS messages=$MESSAGES round-trips=$ROUND_TRIPS framings=$FRAMINGS" >&2
 for round in $(seq "$ROUNDS"); do
-    echo "round $round" >&2
+    echo "round $round (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     run_erlang "$round"
     for framing in $FRAMINGS; do
         run_rawtcp "$round" "$framing"
@@ -152,7 +155,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Summary: each Swift figure with its reference from the same round, the ratios, and medians.
 echo
-echo "# node-bench: rounds=$ROUNDS messages=$MESSAGES round-trips=$ROUND_TRIPS; $(nproc) CPUs; load after $LOAD_AFTER"
+echo "# node-bench: rounds=$ROUNDS messages=$MESSAGES round-trips=$ROUND_TRIPS; $(nproc) CPUs; load before $LOAD_BEFORE, after $LOAD_AFTER"
 awk -v framings="$FRAMINGS" '
 function field(key,   i, kv) {
     for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) return substr($i, length(key) + 2) }

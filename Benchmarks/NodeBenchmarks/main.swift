@@ -5,6 +5,7 @@
 //   NodeBenchmarks serve  <port> [framing] [lifetime-s]          the server node "bench-server"
 //   NodeBenchmarks drive  <port> [framing] [messages] [round-trips]   the driver node
 //   NodeBenchmarks sizes  [framing] [round-trips]                encoded ping/pong sizes on the wire
+// framing: cbor (default) or json, optionally with "+autocork" (both nodes coalesce writes per tick).
 //   NodeBenchmarks rawtcp-server <port> <ping-bytes> <pong-bytes> [lifetime-s]
 //   NodeBenchmarks rawtcp-client <port> <ping-bytes> <pong-bytes> [round-trips]
 //
@@ -55,11 +56,26 @@ func intArgument(_ index: Int, default value: Int) -> Int {
     return number
 }
 
-func framingArgument(_ index: Int) -> Framing {
-    let name = argument(index) ?? "cbor"
-    let framing = Framing(rawValue: name)
-    guard framing.isSupported else { fail("unknown framing \(name) (cbor or json)") }
-    return framing
+/// A framing argument: `cbor` or `json`, optionally followed by `+autocork` (Perl's `autocork`
+/// on both nodes: writes coalesced per loop tick instead of one `write` per message).
+struct Variant {
+    var framing: Framing
+    var autocork: Bool
+    /// The argument as given; printed as `framing=` in result lines.
+    var label: String
+}
+
+func variantArgument(_ index: Int) -> Variant {
+    let label = argument(index) ?? "cbor"
+    var name = Substring(label)
+    var autocork = false
+    if name.hasSuffix("+autocork") {
+        name = name.dropLast("+autocork".count)
+        autocork = true
+    }
+    let framing = Framing(rawValue: String(name))
+    guard framing.isSupported else { fail("unknown framing \(label) (cbor or json, optionally +autocork)") }
+    return Variant(framing: framing, autocork: autocork, label: label)
 }
 
 /// Monotonic nanoseconds.
@@ -102,10 +118,11 @@ final class LoopState: @unchecked Sendable {
 
 func serve() async throws {
     let port = intArgument(2, default: 4040)
-    let framing = framingArgument(3)
+    let variant = variantArgument(3)
     let lifetime = intArgument(4, default: 600)
     let node = try await Node.start(NodeConfiguration(
-        nodeID: serverNodeID, binds: ["127.0.0.1:\(port)"], secret: secret, framingFormats: [framing]))
+        nodeID: serverNodeID, binds: ["127.0.0.1:\(port)"], secret: secret, framingFormats: [variant.framing],
+        autocork: variant.autocork))
     // The sink counts messages; `["done", replyport]` answers `[count]` and starts counting again.
     node.registerFunction("bench::sink") { context, _ in
         guard let me = context.port else { return }
@@ -173,15 +190,15 @@ func throughput(_ node: Node, sink: PortID, messages: Int) async throws -> (Int,
 }
 
 /// `roundTrips` ping-pongs, each started when the previous pong arrives; returns the samples (ns).
-/// With `framing`, first prints the encoded sizes of the messages it sends and receives.
-func pingPong(_ node: Node, echo: PortID, roundTrips: Int, framing: Framing? = nil) async throws -> [UInt64] {
+/// With `variant`, first prints the encoded sizes of the messages it sends and receives.
+func pingPong(_ node: Node, echo: PortID, roundTrips: Int, variant: Variant? = nil) async throws -> [UInt64] {
     let promise = node.eventLoop.makePromise(of: [UInt64].self)
     let state = LoopState()
     state.samples.reserveCapacity(roundTrips)
     let pongs = node.port()
     let replyText = Value.text(pongs.description)
-    if let framing {
-        reportSizes(framing: framing, echo: echo, reply: pongs, roundTrips: roundTrips, measured: true)
+    if let variant {
+        reportSizes(variant, echo: echo, reply: pongs, roundTrips: roundTrips, measured: true)
     }
     node.receive(pongs) { context, _ in
         let arrived = now()
@@ -213,12 +230,12 @@ struct NodeBenchError: Error, CustomStringConvertible {
 
 func drive() async throws {
     let port = intArgument(2, default: 4040)
-    let framing = framingArgument(3)
+    let variant = variantArgument(3)
     let messages = intArgument(4, default: 200_000)
     let roundTrips = intArgument(5, default: 10_000)
     let node = try await Node.start(NodeConfiguration(
         nodeID: driverNodeID, binds: ["127.0.0.1:0"], seeds: ["127.0.0.1:\(port)"], secret: secret,
-        framingFormats: [framing]))
+        framingFormats: [variant.framing], autocork: variant.autocork))
     let server = NodeID(serverNodeID)!
     // Wait until the seed connection to the server is up (bounded).
     let deadline = now() + 20_000_000_000
@@ -235,10 +252,10 @@ func drive() async throws {
 
     let (count, seconds) = try await throughput(node, sink: sink, messages: messages)
     guard count == messages else { throw NodeBenchError("the sink counted \(count) of \(messages) messages") }
-    emit("RESULT impl=swift framing=\(framing) metric=throughput n=\(messages)"
+    emit("RESULT impl=swift framing=\(variant.label) metric=throughput n=\(messages)"
         + " seconds=\(String(format: "%.4f", seconds)) msgs_per_s=\(Int((Double(messages) / seconds).rounded()))")
-    let samples = try await pingPong(node, echo: echo, roundTrips: roundTrips, framing: framing)
-    printRTT("swift", framing: framing.rawValue, samples: samples)
+    let samples = try await pingPong(node, echo: echo, roundTrips: roundTrips, variant: variant)
+    printRTT("swift", framing: variant.label, samples: samples)
     await node.shutdown()
 }
 
@@ -258,26 +275,27 @@ func encodedSize(_ message: [Value], framing: Framing) -> Int {
 }
 
 /// Prints the encoded sizes of one ping (driver → echo) and one pong (echo → driver).
-func reportSizes(framing: Framing, echo: PortID, reply: PortID, roundTrips: Int, measured: Bool) {
+func reportSizes(_ variant: Variant, echo: PortID, reply: PortID, roundTrips: Int, measured: Bool) {
+    let framing = variant.framing
     let seq = Value.int(Int64(roundTrips - 1))
     let ping = encodedSize([.text(echo.name), .text(reply.description), seq], framing: framing)
     let pong = encodedSize([.text(reply.name), seq], framing: framing)
     let oneWay = encodedSize([.text(echo.name), .int(Int64(roundTrips - 1)), .text(payload)], framing: framing)
-    emit("SIZES framing=\(framing) ping_bytes=\(ping) pong_bytes=\(pong) oneway_bytes=\(oneWay)"
+    emit("SIZES framing=\(variant.label) ping_bytes=\(ping) pong_bytes=\(pong) oneway_bytes=\(oneWay)"
         + (measured ? " source=driver" : " source=model"))
 }
 
 /// The sizes the driver's messages will have: its port names come from the same generator, in the
 /// same order (two spawned ports, then two local ports).
 func sizes() {
-    let framing = framingArgument(2)
+    let variant = variantArgument(2)
     let roundTrips = intArgument(3, default: 10_000)
     var names = PortNameGenerator(nodeIDRandomised: false, runiq: RemoteUnique.generate())
     let echoName = names.nextRemoteName()
     _ = names.nextRemoteName()
     _ = names.nextLocalName()
     let replyName = names.nextLocalName()
-    reportSizes(framing: framing,
+    reportSizes(variant,
                 echo: PortID(node: NodeID(serverNodeID)!, name: echoName),
                 reply: PortID(node: NodeID(driverNodeID)!, name: replyName),
                 roundTrips: roundTrips, measured: false)
