@@ -3,7 +3,8 @@
 #   - one-way small-message throughput, Swift node pair vs. an Erlang distribution pair
 #     (goal: Swift/Erlang >= 1.5);
 #   - ping-pong round-trip time, Swift node pair vs. raw blocking TCP ping-pong of the same byte
-#     counts with TCP_NODELAY (goal: Swift p50 / raw p50 <= 1.5).
+#     counts with TCP_NODELAY (goal: Swift p50 / raw p50 <= 1.5); also, for diagnosis, vs. the same
+#     ping-pong on plain SwiftNIO channels (the floor for anything on SwiftNIO's epoll loop).
 # Every pair is two processes on 127.0.0.1. The rounds interleave Erlang, raw TCP and Swift so that
 # load from other processes hits them alike.
 #
@@ -107,22 +108,24 @@ run_erlang() {
     record "$round" erlang "$out"
 }
 
-run_rawtcp() {
-    local round=$1 framing=$2 out="$WORK/raw-$1-$2" pid sizes ping pong
+# run_pingpong ROUND FRAMING KIND: the raw TCP (KIND=rawtcp) or plain SwiftNIO (KIND=nio)
+# ping-pong with the byte counts of the Swift node's ping and pong in that framing.
+run_pingpong() {
+    local round=$1 framing=$2 kind=$3 out="$WORK/$3-$1-$2" pid sizes ping pong
     sizes=$(timeout 60 "$BIN" sizes "$framing" "$ROUND_TRIPS")
     ping=$(sed -n 's/.*ping_bytes=\([0-9]*\).*/\1/p' <<< "$sizes")
     pong=$(sed -n 's/.*pong_bytes=\([0-9]*\).*/\1/p' <<< "$sizes")
     next_port
-    timeout 600 "$BIN" rawtcp-server "$PORT" "$ping" "$pong" 590 > "$out.server" 2>&1 &
+    timeout 600 "$BIN" "$kind-server" "$PORT" "$ping" "$pong" 590 > "$out.server" 2>&1 &
     pid=$!; PIDS+=($pid)
     if wait_ready "$out.server" "$pid"; then
-        { echo "$sizes"; timeout 300 "$BIN" rawtcp-client "$PORT" "$ping" "$pong" "$ROUND_TRIPS" 2>&1; } \
-            | sed "s/impl=rawtcp framing=-/impl=rawtcp framing=$framing/" > "$out"
+        { echo "$sizes"; timeout 300 "$BIN" "$kind-client" "$PORT" "$ping" "$pong" "$ROUND_TRIPS" 2>&1; } \
+            | sed "s/impl=$kind framing=-/impl=$kind framing=$framing/" > "$out"
     else
         cat "$out.server" > "$out"
     fi
     stop "$pid"
-    record "$round" "rawtcp $framing" "$out"
+    record "$round" "$kind $framing" "$out"
 }
 
 run_swift() {
@@ -147,7 +150,8 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     run_erlang "$round"
     for framing in $FRAMINGS; do
-        run_rawtcp "$round" "$framing"
+        run_pingpong "$round" "$framing" rawtcp
+        run_pingpong "$round" "$framing" nio
         [ "$RUN_SWIFT" = 1 ] && run_swift "$round" "$framing"
     done
 done
@@ -180,23 +184,29 @@ END {
     for (k = 1; k <= nf; k++) {
         f = fr[k]
         printf "\n## framing %s\n", f
-        printf "round  swift msg/s  erlang msg/s  ratio | swift p50/p99 us  rawtcp p50/p99 us  ratio(p50)\n"
-        tr = ""; rr = ""; st = ""; et = ""; sp = ""; rp = ""
+        printf "round  swift msg/s  erlang msg/s  ratio | swift p50/p99 us  rawtcp p50/p99 us  ratio(p50) | nio p50/p99 us  swift/nio(p50)\n"
+        tr = ""; rr = ""; nr = ""; st = ""; et = ""; sp = ""; rp = ""; np = ""
         for (r = 1; r <= rounds; r++) {
             s = tput["swift", f, r]; e = tput["erlang", "dist", r]
             a = (s != "" && e != "") ? sprintf("%.2f", s / e) : "-"
             x = p50["swift", f, r]; y = p50["rawtcp", f, r]
             b = (x != "" && y != "") ? sprintf("%.2f", x / y) : "-"
-            printf "%5d  %11s  %12s  %5s | %7s/%-8s  %8s/%-8s  %s\n", r, (s == "" ? "-" : s), (e == "" ? "-" : e), a,
-                (x == "" ? "-" : x), p99["swift", f, r], (y == "" ? "-" : y), p99["rawtcp", f, r], b
+            z = p50["nio", f, r]
+            c = (x != "" && z != "") ? sprintf("%.2f", x / z) : "-"
+            printf "%5d  %11s  %12s  %5s | %7s/%-8s  %8s/%-8s  %-10s | %6s/%-7s  %s\n", r, (s == "" ? "-" : s), (e == "" ? "-" : e), a,
+                (x == "" ? "-" : x), p99["swift", f, r], (y == "" ? "-" : y), p99["rawtcp", f, r], b,
+                (z == "" ? "-" : z), p99["nio", f, r], c
+            if (c != "-") nr = nr " " c
+            if (z != "") np = np " " z
             if (a != "-") tr = tr " " a
             if (b != "-") rr = rr " " b
             if (s != "") st = st " " s; if (e != "") et = et " " e
             if (x != "") sp = sp " " x; if (y != "") rp = rp " " y
         }
-        printf "median: swift %s msg/s, erlang %s msg/s; swift p50 %s us, rawtcp p50 %s us\n", median(st), median(et), median(sp), median(rp)
+        printf "median: swift %s msg/s, erlang %s msg/s; p50: swift %s us, rawtcp %s us, nio %s us\n", median(st), median(et), median(sp), median(rp), median(np)
         printf "RATIO framing=%s throughput_swift_over_erlang=%s (goal >= 1.5) rtt_p50_swift_over_rawtcp=%s (goal <= 1.5)\n", f,
             (tr == "" ? "-" : median(tr)), (rr == "" ? "-" : median(rr))
+        printf "DIAG framing=%s rtt_p50_swift_over_nio=%s (plain SwiftNIO ping-pong of the same bytes)\n", f, (nr == "" ? "-" : median(nr))
         if (f in sizes) print "bytes: " sizes[f]
     }
     if (failed != "") print "\nFAILED runs:" failed

@@ -8,6 +8,7 @@
 // framing: cbor (default) or json, optionally with "+autocork" (both nodes coalesce writes per tick).
 //   NodeBenchmarks rawtcp-server <port> <ping-bytes> <pong-bytes> [lifetime-s]
 //   NodeBenchmarks rawtcp-client <port> <ping-bytes> <pong-bytes> [round-trips]
+//   NodeBenchmarks nio-server|nio-client ...   the same ping-pong on plain SwiftNIO channels (diagnostic)
 //
 // Every result is one line on stdout: `RESULT key=value ...`; diagnostics go to stderr.
 //
@@ -411,6 +412,108 @@ func rawClient() {
     printRTT("rawtcp", framing: "-", samples: samples)
 }
 
+// MARK: NIO TCP reference (diagnostic)
+
+/// Counts incoming bytes and answers every `ping` bytes with `pong` bytes (server side), or sends
+/// the next ping when `pong` bytes arrived (client side), on a plain SwiftNIO channel: the floor
+/// for a node built on SwiftNIO's event loop (epoll wake-up, one read, one write per message).
+final class NIOPingPongHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let expected: Int
+    let answer: ByteBuffer
+    var pending = 0
+    /// Client side: the remaining round trips, the samples and where to report them.
+    var client: (total: Int, warmUp: Int, promise: EventLoopPromise<[UInt64]>)?
+    var index = 0
+    var start: UInt64 = 0
+    var samples: [UInt64] = []
+
+    init(expected: Int, answer: Int) {
+        self.expected = expected
+        self.answer = ByteBuffer(repeating: 0x61, count: answer)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard client != nil else { return }
+        start = now()
+        context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pending += unwrapInboundIn(data).readableBytes
+        while pending >= expected {
+            pending -= expected
+            guard let client else {
+                context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+                continue
+            }
+            let arrived = now()
+            if index >= client.warmUp { samples.append(arrived - start) }
+            index += 1
+            if index < client.total {
+                start = now()
+                context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+            } else {
+                client.promise.succeed(samples)
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
+/// `nio-server <port> <ping> <pong> [lifetime]` / `nio-client <port> <ping> <pong> [round-trips]`.
+func nioPingPong(server: Bool) async throws {
+    let port = intArgument(2, default: 4042)
+    let ping = intArgument(3, default: 64)
+    let pong = intArgument(4, default: 32)
+    let group = MultiThreadedEventLoopGroup.singleton
+    if server {
+        let lifetime = intArgument(5, default: 600)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOPingPongHandler(expected: ping, answer: pong))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+        emit("READY impl=nio listen=127.0.0.1:\(port)")
+        try await Task.sleep(for: .seconds(lifetime))
+        try await channel.close()
+        return
+    }
+    let roundTrips = intArgument(5, default: 10_000)
+    let loop = group.next()
+    let promise = loop.makePromise(of: [UInt64].self)
+    let warmUp = max(roundTrips / 10, 1)
+    var lastError: (any Error)?
+    for _ in 0..<200 {
+        do {
+            _ = try await ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = NIOPingPongHandler(expected: pong, answer: ping)
+                        handler.client = (warmUp + roundTrips, warmUp, promise)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            lastError = nil
+            break
+        } catch {
+            lastError = error
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+    if let lastError { throw lastError }
+    let samples = try await promise.futureResult.get()
+    printRTT("nio", framing: "-", samples: samples)
+}
+
 // MARK: Main
 
 switch argument(1) {
@@ -424,7 +527,12 @@ case "rawtcp-server":
     rawServer()
 case "rawtcp-client":
     rawClient()
+case "nio-server":
+    do { try await nioPingPong(server: true) } catch { fail("nio-server: \(error)") }
+case "nio-client":
+    do { try await nioPingPong(server: false) } catch { fail("nio-client: \(error)") }
 default:
-    fail("usage: NodeBenchmarks serve|drive|sizes|rawtcp-server|rawtcp-client ... (see the top of main.swift)")
+    fail("usage: NodeBenchmarks serve|drive|sizes|rawtcp-server|rawtcp-client|nio-server|nio-client ..."
+        + " (see the top of main.swift)")
 }
 exit(0)
