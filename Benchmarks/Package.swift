@@ -27,5 +27,16 @@ let package = Package(
             path: "HandleBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "NodeBenchmarks",
+            dependencies: [
+                .product(name: "AEMP", package: "swift-aemp"),
+                .product(name: "AEMPCodecs", package: "swift-aemp"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "NodeBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
