@@ -531,8 +531,12 @@ case "nio-server":
     do { try await nioPingPong(server: true) } catch { fail("nio-server: \(error)") }
 case "nio-client":
     do { try await nioPingPong(server: false) } catch { fail("nio-client: \(error)") }
+case "flow-serve":
+    do { try await flowServe() } catch { fail("flow-serve: \(error)") }
+case "flow-drive":
+    do { try await flowDrive() } catch { fail("flow-drive: \(error)") }
 default:
-    fail("usage: NodeBenchmarks serve|drive|sizes|rawtcp-server|rawtcp-client|nio-server|nio-client ..."
+    fail("usage: NodeBenchmarks serve|drive|sizes|rawtcp-server|rawtcp-client|nio-server|nio-client|flow-serve|flow-drive ..."
         + " (see the top of main.swift)")
 }
 exit(0)

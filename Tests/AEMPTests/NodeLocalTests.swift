@@ -105,6 +105,21 @@ struct NodeLocalTests {
         await node.shutdown()
     }
 
+    @Test func contextMonitorKillsTheCurrentPortOnAbnormalDeath() async throws {
+        let node = try await Self.makeNode()
+        let reasons = Inbox<KillReason>()
+        let watched = node.port { _, _ in }
+        let holder = Inbox<MonitorGuard>()
+        let watcher = node.port { context, _ in holder.put(context.monitor(watched)) }
+        let g = node.monitor(watcher) { reasons.put($0) }
+        node.send(watcher, "watch")
+        let monitorGuard = try await holder.next()
+        node.kill(watched, reason: .user(["crashed"]))
+        #expect(try await reasons.next().values == ["crashed"])
+        _ = (g, monitorGuard)
+        await node.shutdown()
+    }
+
     @Test func monitorOfMissingLocalPortFiresNoSuchPort() async throws {
         let node = try await Self.makeNode()
         let reasons = Inbox<KillReason>()

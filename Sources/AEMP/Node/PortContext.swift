@@ -21,6 +21,14 @@ public struct PortContext: Sendable {
     public let port: PortID
     /// The node the message came from. Perl: `$SRCNODE`.
     public let sourceNode: NodeID
+
+    /// Kills this port (with the same reason) when `other` dies abnormally. Perl: `mon $other`
+    /// (the monitor form that kills `$SELF`).
+    ///
+    /// - Returns: the monitor's guard.
+    public func monitor(_ other: PortID) -> MonitorGuard {
+        node.monitor(other, killing: port)
+    }
 }
 
 /// What a called function knows about the call.
