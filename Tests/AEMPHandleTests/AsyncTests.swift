@@ -7,7 +7,7 @@ import Testing
 @testable import AEMPHandle
 
 /// The async/await layer and pipe handles.
-@Suite("Handle async API and pipes")
+@Suite("Handle async API and pipes", .timeLimit(.minutes(2)))
 struct AsyncTests {
     @Test("await reads and writes")
     func readWrite() async throws {

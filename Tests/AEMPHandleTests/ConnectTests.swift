@@ -98,7 +98,7 @@ final class ClientSlot: @unchecked Sendable {
     var handle: Handle?
 }
 
-@Suite("Handle connect form", .serialized)
+@Suite("Handle connect form", .serialized, .timeLimit(.minutes(2)))
 final class ConnectTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 

@@ -164,7 +164,7 @@ let typedCases: [TypedCase] = {
     ]
 }()
 
-@Suite("Typed read and write types", .serialized)
+@Suite("Typed read and write types", .serialized, .timeLimit(.minutes(2)))
 struct TypedReadWriteTests {
     // MARK: Every split point
 
