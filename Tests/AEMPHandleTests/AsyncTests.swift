@@ -169,8 +169,10 @@ struct AsyncTests {
         let handle = fixture.handle
         let reads = (0..<3).map { _ in Task { try await handle.read(.line()) } }
         let write = Task { try await handle.write(ByteBuffer(repeating: 2, count: 8 << 20)) }
-        try await Task.sleep(nanoseconds: 30_000_000)
-        // The write is queued (and stalled) before this wait starts.
+        // The write is queued (and stalled: the peer reads nothing) before this wait starts.
+        for _ in 0..<1000 where try await handle.eventLoop.submit({ handle.writeBufferLength }).get() == 0 {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
         let drain = Task { try await handle.waitForWriteBuffer(atMost: 0) }
         try await Task.sleep(nanoseconds: 30_000_000)
         handle.destroy()
