@@ -103,7 +103,7 @@ struct AsyncTests {
         #expect(got == Array("out".utf8))
         close(input[1])
         await #expect(throws: HandleError.self) { try await handle.read(.line()) }
-        handle.destroy()
+        await handle.destroyOnLoop()
         close(output[0])
         try await group.shutdownGracefully()
     }
@@ -115,7 +115,7 @@ struct AsyncTests {
         let handle = try await Handle.make(fileDescriptor: pair.handle, group: group).get()
         _ = Bench.writeAll(pair.peer, Array("ab".utf8))
         #expect(try await handle.read(.chunk(2)) == ByteBuffer(string: "ab"))
-        handle.destroy()
+        await handle.destroyOnLoop()
         close(pair.peer)
         try await group.shutdownGracefully()
     }

@@ -184,7 +184,7 @@ struct HandleTests {
             usleep(1000)
         }
         #expect(received == Array("early".utf8))
-        box.destroy()
+        box.destroyAndWait()
     }
 
     @Test("many lines across read boundaries, then a bulk chunk")
