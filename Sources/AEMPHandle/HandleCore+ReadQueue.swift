@@ -41,10 +41,15 @@ extension HandleCore {
         activity[HandleTimeoutKind.any.rawValue] = now
         activity[HandleTimeoutKind.read.rawValue] = now
         if readBuffer.readableBytes == 0 {
+            // Adopted: no copy.
             readBuffer = data
         } else {
-            // Keep a long-lived buffer from growing: move a small leftover to the front first.
-            if readBuffer.readerIndex >= 4096, readBuffer.readerIndex > readBuffer.readableBytes {
+            // The new bytes must follow the leftover. While the buffer has room behind it they are
+            // appended; only when it is full is the leftover moved to the front, and only where that
+            // copies less than growing (which copies the consumed bytes too) or avoids growing at all.
+            let front = readBuffer.readerIndex
+            let room = readBuffer.writableBytes
+            if room < length, front > 0, front + room >= length || front > readBuffer.readableBytes {
                 readBuffer.discardReadBytes()
             }
             var data = data

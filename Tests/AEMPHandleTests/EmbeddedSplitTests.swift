@@ -149,4 +149,38 @@ struct EmbeddedSplitTests {
             #expect(addresses.items.contains("\(base)"), "size \(size)")
         }
     }
+
+    @Test("chunks spanning arrivals: every byte in order, and the read buffer stays small")
+    func chunksAcrossArrivals() throws {
+        let fixture = try EmbeddedFixture { options in
+            options.readSize = 1000
+            options.maxReadSize = 1000
+        }
+        defer { fixture.finish() }
+        let chunks = EventBox()
+        let capacity = EventBox()
+        final class Reader: @unchecked Sendable {
+            var next: ((Handle) -> Void)?
+        }
+        let reader = Reader()
+        reader.next = { handle in
+            handle.pushRead(.chunk(1500)) { handle, chunk in
+                let ok = chunk.readableBytesView.enumerated().allSatisfy { offset, byte in
+                    byte == UInt8((chunks.items.count * 1500 + offset) % 251)
+                }
+                chunks.add(ok ? "ok" : "bad")
+                capacity.add("\(handle.readBuffer.capacity)")
+                reader.next?(handle)
+            }
+        }
+        reader.next?(fixture.handle)
+        let arrivals = 300
+        for arrival in 0..<arrivals {
+            fixture.feed((0..<1000).map { UInt8((arrival * 1000 + $0) % 251) })
+        }
+        reader.next = nil
+        #expect(chunks.items.count == arrivals * 1000 / 1500)
+        #expect(chunks.items.allSatisfy { $0 == "ok" })
+        #expect(capacity.items.compactMap(Int.init).max() ?? 0 <= 8 * 1000)
+    }
 }
