@@ -151,6 +151,8 @@ struct EmbeddedSplitTests {
     }
 
     @Test("chunks spanning arrivals: every byte in order, and the read buffer stays small")
+    // Every other chunk is kept, so the read buffer's storage is sometimes shared with a chunk (the
+    // leftover is then copied to new storage) and sometimes its own (appended in place).
     func chunksAcrossArrivals() throws {
         let fixture = try EmbeddedFixture { options in
             options.readSize = 1000
@@ -161,6 +163,7 @@ struct EmbeddedSplitTests {
         let capacity = EventBox()
         final class Reader: @unchecked Sendable {
             var next: ((Handle) -> Void)?
+            var kept: [(index: Int, chunk: ByteBuffer)] = []
         }
         let reader = Reader()
         reader.next = { handle in
@@ -169,6 +172,7 @@ struct EmbeddedSplitTests {
                     byte == UInt8((chunks.items.count * 1500 + offset) % 251)
                 }
                 chunks.add(ok ? "ok" : "bad")
+                if chunks.items.count % 2 == 0 { reader.kept.append((chunks.items.count - 1, chunk)) }
                 capacity.add("\(handle.readBuffer.capacity)")
                 reader.next?(handle)
             }
@@ -182,5 +186,10 @@ struct EmbeddedSplitTests {
         #expect(chunks.items.count == arrivals * 1000 / 1500)
         #expect(chunks.items.allSatisfy { $0 == "ok" })
         #expect(capacity.items.compactMap(Int.init).max() ?? 0 <= 8 * 1000)
+        // Kept chunks were not changed by the appends that followed them.
+        #expect(!reader.kept.isEmpty)
+        #expect(reader.kept.allSatisfy { index, chunk in
+            chunk.readableBytesView.enumerated().allSatisfy { $1 == UInt8((index * 1500 + $0) % 251) }
+        })
     }
 }
