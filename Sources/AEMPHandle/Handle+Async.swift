@@ -72,12 +72,19 @@ extension Handle {
         try await write(allocator.buffer(string: string))
     }
 
-    /// Waits until at most `mark` bytes wait in the write buffer (``writeBufferLength``), for a
-    /// producer off the loop that must not queue faster than the peer reads. Perl: setting
-    /// `low_water_mark` and waiting for `on_drain`, without replacing `onDrain`.
+    /// Waits until at most `mark` of the bytes queued so far still wait in the write buffer
+    /// (``writeBufferLength``), for a producer off the loop that must not queue faster than the peer
+    /// reads. Perl: setting `low_water_mark` and waiting for `on_drain`, without replacing `onDrain`.
     ///
-    /// Returns at once when the buffer is already that short. Cancelling the task ends the wait with
-    /// `CancellationError`.
+    /// Returns at once when the buffer is already that short. Bytes queued by others during the wait
+    /// are not waited for. Cancelling the task ends the wait with `CancellationError`.
+    ///
+    /// ```swift
+    /// for message in messages {
+    ///     try await handle.waitForWriteBuffer(atMost: 256 * 1024)
+    ///     handle.pushWrite(message)
+    /// }
+    /// ```
     /// - Parameter mark: the number of bytes that may still be waiting (0: wait until all is written).
     /// - Throws: the fatal ``HandleError`` that destroyed the handle, or `CancellationError`.
     public func waitForWriteBuffer(atMost mark: Int) async throws {

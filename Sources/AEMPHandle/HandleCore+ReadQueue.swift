@@ -41,14 +41,32 @@ extension HandleCore {
         activity[HandleTimeoutKind.any.rawValue] = now
         activity[HandleTimeoutKind.read.rawValue] = now
         if readBuffer.readableBytes == 0 {
+            // Adopted: no copy.
             readBuffer = data
         } else {
-            // Keep a long-lived buffer from growing: move a small leftover to the front first.
-            if readBuffer.readerIndex >= 4096, readBuffer.readerIndex > readBuffer.readableBytes {
-                readBuffer.discardReadBytes()
-            }
+            // The new bytes must follow the leftover. In a buffer of its own, they are appended while
+            // there is room behind it; only when it is full is the leftover moved to the front, and
+            // only where that copies less than growing (which copies the consumed bytes too) or
+            // avoids growing at all.
             var data = data
-            readBuffer.writeBuffer(&data)
+            let appended: Bool? = readBuffer.modifyIfUniquelyOwned { buffer in
+                let front = buffer.readerIndex
+                let room = buffer.writableBytes
+                if room < length, front > 0, front + room >= length || front > buffer.readableBytes {
+                    buffer.discardReadBytes()
+                }
+                buffer.writeBuffer(&data)
+                return true
+            }
+            if appended == nil {
+                // Shared storage (NIO's receive pool, or a slice a reader handed out): writing to it
+                // would copy all of it, consumed bytes included. Copy just the leftover and the new
+                // bytes, with room for the next arrival.
+                var merged = allocator.buffer(capacity: readBuffer.readableBytes + 2 * length)
+                merged.writeImmutableBuffer(readBuffer)
+                merged.writeBuffer(&data)
+                readBuffer = merged
+            }
         }
         drainReadBuffer()
         if !destroyed, length == readSize, readSize < maxReadSize {

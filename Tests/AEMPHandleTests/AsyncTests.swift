@@ -7,7 +7,7 @@ import Testing
 @testable import AEMPHandle
 
 /// The async/await layer and pipe handles.
-@Suite("Handle async API and pipes")
+@Suite("Handle async API and pipes", .timeLimit(.minutes(2)))
 struct AsyncTests {
     @Test("await reads and writes")
     func readWrite() async throws {
@@ -103,7 +103,7 @@ struct AsyncTests {
         #expect(got == Array("out".utf8))
         close(input[1])
         await #expect(throws: HandleError.self) { try await handle.read(.line()) }
-        handle.destroy()
+        await handle.destroyOnLoop()
         close(output[0])
         try await group.shutdownGracefully()
     }
@@ -115,7 +115,7 @@ struct AsyncTests {
         let handle = try await Handle.make(fileDescriptor: pair.handle, group: group).get()
         _ = Bench.writeAll(pair.peer, Array("ab".utf8))
         #expect(try await handle.read(.chunk(2)) == ByteBuffer(string: "ab"))
-        handle.destroy()
+        await handle.destroyOnLoop()
         close(pair.peer)
         try await group.shutdownGracefully()
     }
@@ -169,8 +169,10 @@ struct AsyncTests {
         let handle = fixture.handle
         let reads = (0..<3).map { _ in Task { try await handle.read(.line()) } }
         let write = Task { try await handle.write(ByteBuffer(repeating: 2, count: 8 << 20)) }
-        try await Task.sleep(nanoseconds: 30_000_000)
-        // The write is queued (and stalled) before this wait starts.
+        // The write is queued (and stalled: the peer reads nothing) before this wait starts.
+        for _ in 0..<1000 where try await handle.eventLoop.submit({ handle.writeBufferLength }).get() == 0 {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
         let drain = Task { try await handle.waitForWriteBuffer(atMost: 0) }
         try await Task.sleep(nanoseconds: 30_000_000)
         handle.destroy()

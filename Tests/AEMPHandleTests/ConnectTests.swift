@@ -98,7 +98,7 @@ final class ClientSlot: @unchecked Sendable {
     var handle: Handle?
 }
 
-@Suite("Handle connect form", .serialized)
+@Suite("Handle connect form", .serialized, .timeLimit(.minutes(2)))
 final class ConnectTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
@@ -120,7 +120,8 @@ final class ConnectTests {
         return port
     }
 
-    @Test func queuedWriteAndReadBeforeConnect() throws {
+    @Test(arguments: [false, true])
+    func queuedWriteAndReadBeforeConnect(encoding: Bool) throws {
         let server = try LineServer(host: "127.0.0.1", on: loop)
         defer { server.stop() }
         let events = Collector()
@@ -135,7 +136,13 @@ final class ConnectTests {
                 onConnectError: { _, error in events.add("connect-error \(error.code)") })
             #expect(handle.channel == nil)
             #expect(handle.peername == "127.0.0.1")
-            handle.pushWrite("hello\n")
+            if encoding {
+                // Encoded straight into the pending buffer, which goes out once connected.
+                handle.pushWrite { $0.writeString("hel") }
+                handle.pushWrite { $0.writeString("lo\n") }
+            } else {
+                handle.pushWrite("hello\n")
+            }
             handle.pushRead(.line()) { _, line in events.add("read \(line.string)") }
             slot.handle = handle
         }

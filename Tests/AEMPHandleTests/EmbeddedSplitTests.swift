@@ -149,4 +149,47 @@ struct EmbeddedSplitTests {
             #expect(addresses.items.contains("\(base)"), "size \(size)")
         }
     }
+
+    @Test("chunks spanning arrivals: every byte in order, and the read buffer stays small")
+    // Every other chunk is kept, so the read buffer's storage is sometimes shared with a chunk (the
+    // leftover is then copied to new storage) and sometimes its own (appended in place).
+    func chunksAcrossArrivals() throws {
+        let fixture = try EmbeddedFixture { options in
+            options.readSize = 1000
+            options.maxReadSize = 1000
+        }
+        defer { fixture.finish() }
+        let chunks = EventBox()
+        let capacity = EventBox()
+        final class Reader: @unchecked Sendable {
+            var next: ((Handle) -> Void)?
+            var kept: [(index: Int, chunk: ByteBuffer)] = []
+        }
+        let reader = Reader()
+        reader.next = { handle in
+            handle.pushRead(.chunk(1500)) { handle, chunk in
+                let ok = chunk.readableBytesView.enumerated().allSatisfy { offset, byte in
+                    byte == UInt8((chunks.items.count * 1500 + offset) % 251)
+                }
+                chunks.add(ok ? "ok" : "bad")
+                if chunks.items.count % 2 == 0 { reader.kept.append((chunks.items.count - 1, chunk)) }
+                capacity.add("\(handle.readBuffer.capacity)")
+                reader.next?(handle)
+            }
+        }
+        reader.next?(fixture.handle)
+        let arrivals = 300
+        for arrival in 0..<arrivals {
+            fixture.feed((0..<1000).map { UInt8((arrival * 1000 + $0) % 251) })
+        }
+        reader.next = nil
+        #expect(chunks.items.count == arrivals * 1000 / 1500)
+        #expect(chunks.items.allSatisfy { $0 == "ok" })
+        #expect(capacity.items.compactMap(Int.init).max() ?? 0 <= 8 * 1000)
+        // Kept chunks were not changed by the appends that followed them.
+        #expect(!reader.kept.isEmpty)
+        #expect(reader.kept.allSatisfy { index, chunk in
+            chunk.readableBytesView.enumerated().allSatisfy { $1 == UInt8((index * 1500 + $0) % 251) }
+        })
+    }
 }

@@ -71,3 +71,16 @@ final class SocketPairFixture: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 }
+
+extension Handle {
+    /// Destroys the handle on its loop and waits for it, so that a loop shut down afterwards has
+    /// nothing of the handle left to run.
+    func destroyAndWait() {
+        try? eventLoop.submit { self.destroy() }.wait()
+    }
+
+    /// ``destroyAndWait()`` for async tests.
+    func destroyOnLoop() async {
+        try? await eventLoop.submit { self.destroy() }.get()
+    }
+}

@@ -6,7 +6,7 @@ import Testing
 @testable import AEMPHandle
 
 /// Handle behaviour on real sockets and pipes: seed examples, errors, threading.
-@Suite("Handle on sockets")
+@Suite("Handle on sockets", .timeLimit(.minutes(2)))
 struct HandleTests {
     @Test("the seed's EPP example: on_read with nested unshift_read")
     func eppExample() throws {
@@ -184,7 +184,7 @@ struct HandleTests {
             usleep(1000)
         }
         #expect(received == Array("early".utf8))
-        box.destroy()
+        box.destroyAndWait()
     }
 
     @Test("many lines across read boundaries, then a bulk chunk")
@@ -200,19 +200,23 @@ struct HandleTests {
         let writer = Thread {
             var text = ""
             for index in 0..<count { text += String(repeating: "x", count: index % 150) + " \(index)\r\n" }
-            _ = Bench.writeAll(peer, Array(text.utf8))
-            _ = Bench.writeAll(peer, [UInt8](repeating: 0x5a, count: 1 << 20))
+            let failed = Bench.writeAll(peer, Array(text.utf8)) ?? Bench.writeAll(peer, [UInt8](repeating: 0x5a, count: 1 << 20))
+            // A writer that gave up ends the stream, so that the reads below fail instead of waiting forever.
+            if failed != nil { shutdown(peer, Int32(SHUT_WR)) }
         }
         writer.start()
-        var seen = 0
-        for try await line in fixture.handle.reads(.line()) {
-            #expect(line.string.hasSuffix(" \(seen)"))
-            #expect(line.eol == ByteBuffer(string: "\r\n"))
-            seen += 1
-            if seen == count { break }
+        let handle = fixture.handle
+        let (seen, bulk) = try await bounded(seconds: 60) {
+            var seen = 0
+            for try await line in handle.reads(.line()) {
+                #expect(line.string.hasSuffix(" \(seen)"))
+                #expect(line.eol == ByteBuffer(string: "\r\n"))
+                seen += 1
+                if seen == count { break }
+            }
+            return (seen, try await handle.read(.chunk(1 << 20)))
         }
         #expect(seen == count)
-        let bulk = try await fixture.handle.read(.chunk(1 << 20))
         #expect(bulk.readableBytes == 1 << 20)
         #expect(bulk.readableBytesView.allSatisfy { $0 == 0x5a })
     }

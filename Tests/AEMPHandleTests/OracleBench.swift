@@ -62,16 +62,18 @@ enum Bench {
         }
     }
 
-    /// Writes everything (waiting for room, bounded); returns the errno of a failure.
+    /// Writes everything, waiting for room; returns the errno of a failure, or `ETIMEDOUT` when the
+    /// reader took nothing for 10 seconds (a slow but progressing reader is waited for).
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
         var offset = 0
-        let deadline = Date().addingTimeInterval(10)
+        var deadline = Date().addingTimeInterval(10)
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { raw in
                 send(fd, raw.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             }
             if written > 0 {
                 offset += written
+                deadline = Date().addingTimeInterval(10)
             } else if written < 0, errno == EAGAIN || errno == EINTR {
                 guard Date() < deadline else { return ETIMEDOUT }
                 var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)

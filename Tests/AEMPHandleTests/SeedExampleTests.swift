@@ -61,7 +61,7 @@ final class PeerFixture: @unchecked Sendable {
 }
 
 /// The seed's examples and FAQ answers, error codes, options and backpressure, on real loopback sockets.
-@Suite("Handle seed examples and FAQ on loopback", .serialized)
+@Suite("Handle seed examples and FAQ on loopback", .serialized, .timeLimit(.minutes(2)))
 struct SeedExampleTests {
     static func recording(_ got: Collector) -> HandleOptions {
         var options = HandleOptions()

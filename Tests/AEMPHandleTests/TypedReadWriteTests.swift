@@ -73,7 +73,7 @@ final class TypedFixture: @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        handle.destroy()
+        handle.destroyAndWait()
         Glibc.close(peer)
     }
 }
@@ -164,7 +164,7 @@ let typedCases: [TypedCase] = {
     ]
 }()
 
-@Suite("Typed read and write types", .serialized)
+@Suite("Typed read and write types", .serialized, .timeLimit(.minutes(2)))
 struct TypedReadWriteTests {
     // MARK: Every split point
 
@@ -558,8 +558,8 @@ struct TypedReadWriteTests {
         var text = second.line
         var decoder = JSONStreamDecoder()
         #expect(try decoder.finish(from: &text) == ["other", "a\nb"])
-        sender.destroy()
-        receiver.destroy()
+        await sender.destroyOnLoop()
+        await receiver.destroyOnLoop()
         try await group.shutdownGracefully()
     }
 
@@ -579,8 +579,8 @@ struct TypedReadWriteTests {
             if calls.count == 2 { break }
         }
         #expect(calls == [["method", "arg1", "arg2"], ["reply", 42, .bytes(ByteBuffer(bytes: [0, 255]))]])
-        sender.destroy()
-        receiver.destroy()
+        await sender.destroyOnLoop()
+        await receiver.destroyOnLoop()
         try await group.shutdownGracefully()
     }
 
@@ -606,8 +606,8 @@ struct TypedReadWriteTests {
             writer.pushRead(.codable(TypedPoint.self)) { _, point in collected.add("\(point)") }
         }.get()
         #expect(collected.wait(for: 1) == ["\(typedPoints[1])"])
-        writer.destroy()
-        reader.destroy()
+        await writer.destroyOnLoop()
+        await reader.destroyOnLoop()
         try await group.shutdownGracefully()
     }
 }

@@ -129,9 +129,6 @@ extension NodeCore {
             logger.warning("error processing node message from \(source): remote execution not allowed (\(name))")
             return
         }
-        let savedSource = currentSource
-        currentSource = source
-        defer { currentSource = savedSource }
         do {
             try function(FunctionContext(node: facade, port: nil, sourceNode: source), arguments)
         } catch {
@@ -157,18 +154,8 @@ extension NodeCore {
             kill(name: name, reason: .die("remote execution not allowed"))
             return
         }
-        let savedPort = currentPort
-        let savedSource = currentSource
-        currentPort = port
-        currentSource = source
-        defer {
-            currentPort = savedPort
-            currentSource = savedSource
-        }
-        do {
+        runInPort(name) {
             try function(FunctionContext(node: facade, port: port, sourceNode: source), Array(arguments.dropFirst(2)))
-        } catch {
-            kill(name: name, reason: .die(Self.errorText(error)))
         }
     }
 }

@@ -83,9 +83,6 @@ final class NodeCore {
     var localQueue: Deque<LocalDelivery> = []
     var localDrainScheduled = false
 
-    /// The port whose callback runs now (Perl: `$SELF`) and the origin of its message (`$SRCNODE`).
-    var currentPort: PortID?
-    var currentSource: NodeID?
 
     /// Work for the local queue: a message for a local port, or a step that must come after the
     /// messages sent before it (a monitor of a port that a queued `spawn` may still create).
@@ -191,18 +188,15 @@ final class NodeCore {
     }
 
     private func run(_ callback: PortCallback, port: PortID, source: NodeID, _ message: [Value]) {
-        let savedPort = currentPort
-        let savedSource = currentSource
-        currentPort = port
-        currentSource = source
-        defer {
-            currentPort = savedPort
-            currentSource = savedSource
-        }
+        runInPort(port.name) { try callback(PortContext(node: facade, port: port, sourceNode: source), message) }
+    }
+
+    /// Runs code in a port's context: a throw kills the port with `("die", text)` (Perl: `peval`).
+    func runInPort(_ name: String, _ body: () throws -> Void) {
         do {
-            try callback(PortContext(node: facade, port: port, sourceNode: source), message)
+            try body()
         } catch {
-            kill(name: port.name, reason: .die(Self.errorText(error)))
+            kill(name: name, reason: .die(Self.errorText(error)))
         }
     }
 
