@@ -27,6 +27,7 @@ extension AEMPCommand {
         MonitorCommand.self,
         EvalCommand.self,
         NodesCommand.self,
+        SendFileCommand.self,
         SetNodeIDCommand.self,
         DelNodeIDCommand.self,
         GenSecretCommand.self,
@@ -111,6 +112,13 @@ struct NodesCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes", abstract: "Print the IDs of the nodes that are up in the network, as seen through the seeds.")
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Further aemp commands to run after this one.", valueName: "next-command"))
+    var arguments: [String] = []
+}
+
+struct SendFileCommand: ChainedCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sendfile", abstract: "Send a file to a node started with `aemp run ... sendfile_dir <directory>` (`aemp sendfile <node> <path> [remote-path]`): streamed over a data connection, with progress, SHA-256 verified.")
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "node> <path> <remote-path"))
     var arguments: [String] = []
 }
 
