@@ -38,10 +38,17 @@ enum NodeCommands {
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
     /// name). Without arguments, the embedded default profile (``ProfileSettings/runDefaults``)
     /// is used and, if no secret or certificate is configured, a random secret is generated and saved
-    /// as a global setting in the rc file, so every later `aemp` command shares it.
+    /// as a global setting in the rc file, so every later `aemp` command shares it. `sendfile_dir <dir>`
+    /// alone also keeps the embedded default profile and turns the sendfile receiver on.
     ///
     /// - Throws: ``CLIError`` for bad arguments, rc file errors and invalid values.
     static func runPlan(_ arguments: [Value], context: CLIContext) throws(CLIError) -> RunPlan {
+        var arguments = arguments
+        var onlyDirectory: Value?
+        if arguments.count == 2, arguments[0].stringValue == sendFileDirectoryKey {
+            onlyDirectory = arguments[1]
+            arguments = []
+        }
         do {
             if arguments.isEmpty {
                 let path = try context.configPath()
@@ -54,9 +61,11 @@ enum NodeCommands {
                     resolved = try file.resolve(configureArguments: ProfileSettings.runDefaults, hostname: context.hostname)
                     generated = true
                 }
+                var settings = resolved.settings
+                if let onlyDirectory { settings[sendFileDirectoryKey] = onlyDirectory }
                 return RunPlan(
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
-                    sendfileDirectory: try sendfileDirectory(resolved.settings))
+                    sendfileDirectory: try sendfileDirectory(settings))
             }
             let settings = try ProfileSettings(configureArguments: arguments)
             let unknown = settings.unknownConfigureKeys.filter { $0 != sendFileDirectoryKey }

@@ -75,7 +75,7 @@ extension AEMPCommand {
 
 struct RunCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a node: `aemp run [<profile>] [<key> <value>...]` with configure arguments; without arguments, the embedded default profile (anonymous node on 127.0.0.1:4040, its own seed, secret from the config file).")
+        commandName: "run", abstract: "Run a node: `aemp run [<profile>] [<key> <value>...]` with configure arguments; without arguments, the embedded default profile (anonymous node on 127.0.0.1:4040, its own seed, secret from the config file); `sendfile_dir <directory>` lets it receive files (aemp sendfile).")
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "configure-arguments"))
     var arguments: [String] = []
 }

@@ -110,6 +110,11 @@ struct SendFileCommandTests {
         #expect(backend.recorded.first?.target == sandbox.directory)
         #expect(sandbox.errors.lines.isEmpty)  // no unknown-key warning
         #expect(sandbox.output.text.contains("sendfile:     receives files below \(sandbox.directory)"))
+        // `sendfile_dir` alone keeps the embedded default node.
+        try await sandbox.run(["run", "sendfile_dir", sandbox.directory], backend: backend)
+        #expect(backend.recorded.last?.target == sandbox.directory)
+        #expect(backend.recorded.last?.configuration.binds == ["127.0.0.1:4040"])
+        #expect(backend.recorded.last?.configuration.nodeID == "anon/")
         try await sandbox.run(["run", "secret", "s"], backend: backend)
         #expect(backend.recorded.last?.target == "")
         #expect(sandbox.output.text.contains("sendfile:     off (enable with sendfile_dir <directory>)"))
