@@ -188,9 +188,24 @@ enum SendFile {
         let start = clock.now
         var hasher = SHA256()
         var sent: UInt64 = 0
+        var loaded: UInt64 = 0
+        // One write in flight while the next piece is read and hashed; writes stay in order.
+        var inFlight: Task<Void, any Error>?
+        var inFlightCount = 0
+        func settle() async throws {
+            guard let writing = inFlight else { return }
+            inFlight = nil
+            do {
+                try await writing.value
+            } catch {
+                throw CLIError("sendfile: the data connection to \(target) broke after \(sent) bytes: \(error)")
+            }
+            sent += UInt64(inFlightCount)
+            progress(Progress(sent: sent, total: file.size, elapsed: clock.now - start))
+        }
         progress(Progress(sent: 0, total: file.size, elapsed: .zero))
-        while sent < file.size {
-            let wanted = Int(min(UInt64(chunkSize), file.size - sent))
+        while loaded < file.size {
+            let wanted = Int(min(UInt64(chunkSize), file.size - loaded))
             var buffer = handle.allocator.buffer(capacity: wanted)
             let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { pointer -> Int in
                 while true {
@@ -202,14 +217,13 @@ enum SendFile {
             guard count >= 0 else { throw CLIError("sendfile: \(file.path): \(errorText())") }
             guard count > 0 else { throw CLIError("sendfile: \(file.path) became shorter while it was sent") }
             buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-            do {
-                try await handle.write(buffer)
-            } catch {
-                throw CLIError("sendfile: the data connection to \(target) broke after \(sent) bytes: \(error)")
-            }
-            sent += UInt64(count)
-            progress(Progress(sent: sent, total: file.size, elapsed: clock.now - start))
+            loaded += UInt64(count)
+            try await settle()
+            let piece = buffer
+            inFlight = Task { try await handle.write(piece) }
+            inFlightCount = count
         }
+        try await settle()
         let local = hex(hasher.finalize())
         let final = try await answerLine(handle, target, expecting: "the checksum")
         if final.hasPrefix("error ") { throw CLIError("sendfile: \(target) failed: \(final.dropFirst(6))") }
