@@ -123,6 +123,31 @@ struct MultiProcessTests {
         #expect(call.errors.contains("no known address") || call.errors.contains("connect timeout"), "\(call.process.transcript)")
     }
 
+    @Test func clientFailures() async throws {
+        let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
+        let (a, _, _, client) = try await Self.seed(sandbox)
+        defer { a.signal(SIGKILL) }
+        let deadSeed = ["AEMP_CONFIG": "{\"seeds\":[\"127.0.0.1:\(AempBinary.freePort())\"]}"]
+        // The two 5-second waits run side by side.
+        async let silent = sandbox.client(["cal", "a#", "devnull"], environment: client)
+        async let noSeed = sandbox.client(["nodes"], environment: deadSeed)
+
+        let missing = try await sandbox.client(["snd", "a#nosuchport", "x"], environment: client)
+        #expect(missing.status == 0, "\(missing.process.transcript)")
+        #expect(missing.output.hasPrefix("no_such_port "), "\(missing.process.transcript)")
+
+        let evaluated = try await sandbox.client(["eval", "nosuch", "1"], environment: client)
+        #expect(evaluated.status == 1, "\(evaluated.process.transcript)")
+        #expect(evaluated.errors.contains("aemp: eval: nosuch is down: transport_error nosuch "), "\(evaluated.process.transcript)")
+
+        let timedOut = try await silent
+        #expect(timedOut.status == 1, "\(timedOut.process.transcript)")
+        #expect(timedOut.errors.contains("aemp: cal: no reply from a# within 5 seconds"), "\(timedOut.process.transcript)")
+        let unreachable = try await noSeed
+        #expect(unreachable.status == 1, "\(unreachable.process.transcript)")
+        #expect(unreachable.errors.contains("aemp: nodes: no seed connection within 5 seconds"), "\(unreachable.process.transcript)")
+    }
+
     // MARK: sendfile
 
     /// A file of `size` pseudo-random bytes in the sandbox.
