@@ -93,15 +93,20 @@ enum SendFile {
 
     /// A receiver-side failure, reported back to the sender as `error <message>`.
     struct Refusal: Error, Sendable, CustomStringConvertible {
+        /// Why, e.g. `a/../b: `..` is not allowed ...`.
         var message: String
+        /// Creates a refusal.
         init(_ message: String) { self.message = message }
+        /// The message.
         var description: String { message }
     }
 
+    /// The text of an errno value (`strerror`).
     static func errorText(_ code: Int32 = errno) -> String {
         String(cString: strerror(code))
     }
 
+    /// Closes a file descriptor, ignoring errors.
     static func closeDescriptor(_ descriptor: Int32) {
         #if canImport(Darwin)
         _ = Darwin.close(descriptor)
@@ -260,6 +265,7 @@ enum SendFile {
         let logger: Logger
         private let counter = Atomic<Int>(0)
 
+        /// Creates the receiver; `directory` is `sendfile_dir` (`nil`: refuse everything).
         init(directory: String?, logger: Logger) {
             self.directory = directory
             self.logger = logger
@@ -347,8 +353,10 @@ enum SendFile {
 
     /// Reads whatever is buffered, at least one byte and at most `limit`.
     struct AvailableBytes: HandleReader, Sendable {
+        /// The most bytes one read returns.
         let limit: Int
 
+        /// Returns up to `limit` buffered bytes, or `nil` while there are none.
         mutating func read(from buffer: inout ByteBuffer) throws(HandleError) -> ByteBuffer? {
             let count = min(buffer.readableBytes, limit)
             return count > 0 ? buffer.readSlice(length: count) : nil
@@ -365,12 +373,14 @@ enum SendFile {
         private let line: @Sendable (String) -> Void
         private let shown = Mutex<(last: Duration?, finished: Bool)>((nil, false))
 
+        /// Creates a display writing bars with `raw` (when `terminal`) or lines with `line`.
         init(terminal: Bool, raw: @escaping @Sendable (String) -> Void, line: @escaping @Sendable (String) -> Void) {
             self.terminal = terminal
             self.raw = raw
             self.line = line
         }
 
+        /// Shows `progress` unless the last update was too recent (the final state always shows, once).
         func update(_ progress: Progress) {
             let done = progress.sent >= progress.total
             let interval: Duration = terminal ? .milliseconds(100) : .seconds(1)
@@ -424,6 +434,7 @@ enum SendFile {
         return "\(oneDecimal(value)) \(units[unit])"
     }
 
+    /// The average rate so far, e.g. `12.3 MiB/s`.
     static func rate(_ progress: Progress) -> String {
         let seconds = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
         guard seconds > 0 else { return "- B/s" }
@@ -443,6 +454,7 @@ enum SendFile {
         return "\(minutes):\(paddedSeconds)"
     }
 
+    /// `value` with one decimal, e.g. `1.5` (non-negative values).
     static func oneDecimal(_ value: Double) -> String {
         let tenths = Int((value * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"

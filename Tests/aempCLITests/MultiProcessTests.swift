@@ -52,6 +52,11 @@ struct MultiProcessTests {
         let evaluated = try await sandbox.client(["eval", id, "1", "+", "1"])
         #expect(evaluated.status == 1 && evaluated.errors.hasPrefix("aemp: "), "\(evaluated.process.transcript)")
 
+        // A second node on the same port fails with a clear error.
+        let second = try await sandbox.client(["run"])
+        #expect(second.status == 1, "\(second.process.transcript)")
+        #expect(second.errors.contains("aemp: run: cannot listen on '127.0.0.1:\(port)'"), "\(second.process.transcript)")
+
         // Ctrl-C ends the node cleanly.
         node.signal(SIGINT)
         #expect(await node.finish(timeout: .seconds(5)) == 0, "\(node.transcript)")
