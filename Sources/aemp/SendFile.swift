@@ -182,7 +182,10 @@ enum SendFile {
         _ file: LocalFile, remotePath: String, to target: NodeID, over handle: Handle,
         progress: @escaping @Sendable (Progress) -> Void
     ) async throws -> Outcome {
-        try await handle.eventLoop.submit { handle.onError { _, _ in } }.get()
+        try await handle.eventLoop.submit {
+            handle.onError { _, _ in }
+            handle.readBufferMax = 64 * 1024  // only short answer lines come back
+        }.get()
         handle.setTimeout(idleTimeout)
         defer { handle.destroy() }
         let answer = try await answerLine(handle, target, expecting: "the receiver's answer")
