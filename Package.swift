@@ -82,7 +82,11 @@ let package = Package(
                 "AEMP",
                 "AEMPCodecs",
                 "AEMPDataConn",
+                "AEMPHandle",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

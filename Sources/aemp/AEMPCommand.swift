@@ -3,7 +3,7 @@ import AEMPCodecs
 import ArgumentParser
 
 /// The `aemp` command-line tool (Perl: `bin/aemp`): edits the rc file's profiles, runs a node, and
-/// pokes a network (`snd`, `cal`, `mon`, `eval`, `nodes`).
+/// pokes a network (`snd`, `cal`, `mon`, `eval`, `nodes`, `sendfile`).
 @main
 struct AEMPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,6 +27,11 @@ struct AEMPCommand: AsyncParsableCommand {
             cal, mon, eval, nodes) use profile "aemp" of the config file (its secret and seeds; default \
             seed 127.0.0.1:4040) as a fresh anonymous node, or the configure arguments in \
             AEMP_CONFIG (a JSON object) when set.
+
+            `aemp run ... sendfile_dir <directory>` lets the node receive files below that directory: \
+            `aemp sendfile <node> <path> [remote-path]` streams a file there over a data connection and \
+            verifies its SHA-256. Log lines go to standard error; AEMP_LOG_LEVEL (trace, debug, info, \
+            notice, warning, error) sets their level.
             """,
         subcommands: chainedCommands
     )

@@ -17,11 +17,6 @@ struct CLIError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     var description: String { message }
-
-    /// The error of a node command while the node layer is not wired in.
-    static func notAvailable(_ command: String) -> CLIError {
-        CLIError("\(command): not available yet (the node layer is not wired into the aemp command)")
-    }
 }
 
 /// Everything an `aemp` command touches outside its arguments: the environment, the host name, the
@@ -36,8 +31,12 @@ struct CLIContext: Sendable {
     var output: @Sendable (String) -> Void
     /// Writes one line (without its newline) to standard error.
     var errorOutput: @Sendable (String) -> Void
-    /// The node implementation behind `run`, `snd`, `cal`, `mon`, `eval` and `nodes`.
+    /// The node implementation behind `run`, `snd`, `cal`, `mon`, `eval`, `nodes` and `sendfile`.
     var backend: any NodeBackend
+    /// Whether standard output is a terminal (progress bars instead of progress lines).
+    var isTerminal: Bool = false
+    /// Writes text to standard output as is (no newline added), for progress bars.
+    var rawOutput: @Sendable (String) -> Void = { _ in }
 
     /// The context of the running process.
     static var process: CLIContext {
@@ -46,7 +45,9 @@ struct CLIContext: Sendable {
             hostname: NodeID.hostName(),
             output: { line in writeLine(line, to: 1) },
             errorOutput: { line in writeLine(line, to: 2) },
-            backend: liveNodeBackend
+            backend: liveNodeBackend,
+            isTerminal: isatty(1) == 1,
+            rawOutput: { text in writeText(text, to: 1) }
         )
     }
 
@@ -66,7 +67,12 @@ struct CLIContext: Sendable {
     /// Writes `line` and a newline straight to a file descriptor, unbuffered, so a banner shows up at
     /// once even when standard output is a pipe and the process then runs for a long time.
     static func writeLine(_ line: String, to descriptor: Int32) {
-        var bytes = Array((line + "\n").utf8)[...]
+        writeText(line + "\n", to: descriptor)
+    }
+
+    /// Writes `text` straight to a file descriptor, unbuffered.
+    static func writeText(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
@@ -75,8 +81,8 @@ struct CLIContext: Sendable {
         }
     }
 
-    /// The environment variables `aemp` reads.
-    static let environmentNames = ["AEMP_RC", "XDG_CONFIG_HOME", "HOME", "AEMP_CONFIG", "PATH", "TMPDIR"]
+    /// The environment variables `aemp` reads (`AEMP_LOG_LEVEL` is read by ``LiveNodeBackend``).
+    static let environmentNames = ["AEMP_RC", "XDG_CONFIG_HOME", "HOME", "AEMP_CONFIG", "PATH", "TMPDIR", "AEMP_LOG_LEVEL"]
 
     /// Reads the variables of ``environmentNames`` from the process environment.
     static func processEnvironment() -> [String: String] {

@@ -1,12 +1,23 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import AEMP
 import AEMPCodecs
 import NIOCore
 
-/// The node commands `run`, `snd`, `cal`, `mon`, `eval` and `nodes`: argument handling,
+/// The node commands `run`, `snd`, `cal`, `mon`, `eval`, `nodes` and `sendfile`: argument handling,
 /// configuration resolution and output. The network part is the context's ``NodeBackend``.
 enum NodeCommands {
     /// Perl bin/aemp's timeout for `snd`, `cal`, `eval` (and here `nodes`): 5 seconds.
     static let clientTimeout: Duration = .seconds(5)
+    /// How long `sendfile` waits for the data connection (the whole DataConn rendezvous).
+    static let sendFileConnectTimeout: Duration = .seconds(10)
+    /// The `aemp run` setting that enables the sendfile receiver: the directory files go below.
+    static let sendFileDirectoryKey = "sendfile_dir"
 
     // MARK: run
 
@@ -20,15 +31,24 @@ enum NodeCommands {
         var usesEmbeddedDefaults: Bool
         /// Whether a new secret was generated and saved in the rc file.
         var generatedSecret: Bool
+        /// The `sendfile_dir` setting: where `aemp sendfile` may write (`nil`: not enabled).
+        var sendfileDirectory: String? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
     /// name). Without arguments, the embedded default profile (``ProfileSettings/runDefaults``)
     /// is used and, if no secret or certificate is configured, a random secret is generated and saved
-    /// as a global setting in the rc file, so every later `aemp` command shares it.
+    /// as a global setting in the rc file, so every later `aemp` command shares it. `sendfile_dir <dir>`
+    /// alone also keeps the embedded default profile and turns the sendfile receiver on.
     ///
     /// - Throws: ``CLIError`` for bad arguments, rc file errors and invalid values.
     static func runPlan(_ arguments: [Value], context: CLIContext) throws(CLIError) -> RunPlan {
+        var arguments = arguments
+        var onlyDirectory: Value?
+        if arguments.count == 2, arguments[0].stringValue == sendFileDirectoryKey {
+            onlyDirectory = arguments[1]
+            arguments = []
+        }
         do {
             if arguments.isEmpty {
                 let path = try context.configPath()
@@ -41,10 +61,14 @@ enum NodeCommands {
                     resolved = try file.resolve(configureArguments: ProfileSettings.runDefaults, hostname: context.hostname)
                     generated = true
                 }
-                return RunPlan(resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated)
+                var settings = resolved.settings
+                if let onlyDirectory { settings[sendFileDirectoryKey] = onlyDirectory }
+                return RunPlan(
+                    resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
+                    sendfileDirectory: try sendfileDirectory(settings))
             }
             let settings = try ProfileSettings(configureArguments: arguments)
-            let unknown = settings.unknownConfigureKeys
+            let unknown = settings.unknownConfigureKeys.filter { $0 != sendFileDirectoryKey }
             if !unknown.isEmpty {
                 context.errorOutput("aemp: warning: ignoring unknown configure key(s): \(unknown.joined(separator: ", "))")
             }
@@ -56,7 +80,9 @@ enum NodeCommands {
                 context.errorOutput(
                     "aemp: warning: no secret and no certificate configured, so no other node can connect (see aemp gensecret)")
             }
-            return RunPlan(resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false)
+            return RunPlan(
+                resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
+                sendfileDirectory: try sendfileDirectory(resolved.settings))
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
         } catch let error as CLIError {
@@ -66,13 +92,29 @@ enum NodeCommands {
         }
     }
 
+    /// The `sendfile_dir` setting, checked: a string naming an existing directory.
+    ///
+    /// - Throws: ``CLIError`` for another value or a path that is not a directory.
+    static func sendfileDirectory(_ settings: ProfileSettings) throws(CLIError) -> String? {
+        guard let value = settings[sendFileDirectoryKey], !value.isNull else { return nil }
+        guard let path = value.stringValue, !path.isEmpty else {
+            throw CLIError("run: \(sendFileDirectoryKey) must be a directory path, got \(ArgumentRules.plain(value))")
+        }
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+            throw CLIError("run: \(sendFileDirectoryKey) \(path) is not an existing directory")
+        }
+        return path
+    }
+
     /// `aemp run configure_args...`.
     static func run(_ arguments: [Value], context: CLIContext) async throws {
         let plan = try runPlan(arguments, context: context)
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        try await context.backend.run(plan.resolved.configuration) { node in
+        let options = RunOptions(sendfileDirectory: plan.sendfileDirectory)
+        try await context.backend.run(plan.resolved.configuration, options: options) { node in
             for line in banner(node: node, plan: plan) { context.output(line) }
         }
     }
@@ -88,6 +130,7 @@ enum NodeCommands {
             "  seeds:        \(configuration.seeds.isEmpty ? "(none)" : configuration.seeds.joined(separator: " "))",
         ]
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
+        lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),
@@ -224,6 +267,32 @@ enum NodeCommands {
             throw CLIError(([error] + reply.dropFirst().map(ArgumentRules.plain)).joined(separator: " "))
         }
         context.output(ArgumentRules.jsonList(Array(reply.dropFirst())))
+    }
+
+    /// `aemp sendfile <node> <path> [remote-path]`: sends a file to the node's sendfile receiver
+    /// (default remote path: the file's base name), shows progress, and prints the verified result.
+    static func sendFile(_ arguments: [Value], context: CLIContext) async throws {
+        let node = try node(arguments.first, command: "sendfile")
+        guard arguments.count >= 2 else { throw CLIError("sendfile: local file path missing (aemp sendfile <node> <path> [remote-path])") }
+        guard arguments.count <= 3 else { throw CLIError("sendfile: too many arguments (aemp sendfile <node> <path> [remote-path])") }
+        let path = ArgumentRules.plain(arguments[1])
+        let remotePath = arguments.count == 3
+            ? ArgumentRules.plain(arguments[2])
+            : String(path.split(separator: "/").last ?? Substring(path))
+        do {
+            _ = try SendFile.components(of: remotePath)
+        } catch {
+            throw CLIError("sendfile: \(error.message)")
+        }
+        let configuration = try clientConfiguration(command: "sendfile", context: context).configuration
+        let file = try SendFile.LocalFile.open(path)
+        defer { file.closeFile() }
+        let display = SendFile.ProgressDisplay(terminal: context.isTerminal, raw: context.rawOutput, line: context.output)
+        let outcome = try await context.backend.sendFile(
+            configuration, to: node, file: file, remotePath: remotePath, timeout: sendFileConnectTimeout,
+            progress: { display.update($0) })
+        let rate = SendFile.rate(SendFile.Progress(sent: outcome.bytes, total: outcome.bytes, elapsed: outcome.elapsed))
+        context.output("sendfile: sent \(path) to \(node) as \(remotePath): \(outcome.bytes) bytes, \(rate), sha256 \(outcome.sha256) verified")
     }
 
     /// `aemp nodes`: prints the up nodes, one per line, sorted.

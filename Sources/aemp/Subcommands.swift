@@ -27,6 +27,7 @@ extension AEMPCommand {
         MonitorCommand.self,
         EvalCommand.self,
         NodesCommand.self,
+        SendFileCommand.self,
         SetNodeIDCommand.self,
         DelNodeIDCommand.self,
         GenSecretCommand.self,
@@ -74,7 +75,7 @@ extension AEMPCommand {
 
 struct RunCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a node: `aemp run [<profile>] [<key> <value>...]` with configure arguments; without arguments, the embedded default profile (anonymous node on 127.0.0.1:4040, its own seed, secret from the config file).")
+        commandName: "run", abstract: "Run a node: `aemp run [<profile>] [<key> <value>...]` with configure arguments; without arguments, the embedded default profile (anonymous node on 127.0.0.1:4040, its own seed, secret from the config file); `sendfile_dir <directory>` lets it receive files (aemp sendfile).")
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "configure-arguments"))
     var arguments: [String] = []
 }
@@ -111,6 +112,13 @@ struct NodesCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes", abstract: "Print the IDs of the nodes that are up in the network, as seen through the seeds.")
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Further aemp commands to run after this one.", valueName: "next-command"))
+    var arguments: [String] = []
+}
+
+struct SendFileCommand: ChainedCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sendfile", abstract: "Send a file to a node started with `aemp run ... sendfile_dir <directory>` (`aemp sendfile <node> <path> [remote-path]`): streamed over a data connection, with progress, SHA-256 verified.")
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "node> <path> <remote-path"))
     var arguments: [String] = []
 }
 

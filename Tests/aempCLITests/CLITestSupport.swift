@@ -54,7 +54,7 @@ final class CLISandbox: Sendable {
     var rcPath: String { directory + "/rc.json" }
 
     func context(
-        environment extra: [String: String] = [:], backend: any NodeBackend = UnavailableNodeBackend()
+        environment extra: [String: String] = [:], backend: any NodeBackend = RecordingBackend()
     ) -> CLIContext {
         var environment = ["AEMP_RC": rcPath, "PATH": "/usr/bin:/bin", "TMPDIR": directory]
         for (key, value) in extra { environment[key] = value }
@@ -66,7 +66,7 @@ final class CLISandbox: Sendable {
     }
 
     /// Runs `aemp <arguments>` in-process (ArgumentParser parse + run).
-    func run(_ arguments: [String], environment: [String: String] = [:], backend: any NodeBackend = UnavailableNodeBackend())
+    func run(_ arguments: [String], environment: [String: String] = [:], backend: any NodeBackend = RecordingBackend())
         async throws
     {
         try await CLIContext.$current.withValue(context(environment: environment, backend: backend)) {
@@ -75,7 +75,7 @@ final class CLISandbox: Sendable {
     }
 
     /// Runs and returns the CLIError message (fails the test if there is none).
-    func failure(_ arguments: [String], environment: [String: String] = [:], backend: any NodeBackend = UnavailableNodeBackend())
+    func failure(_ arguments: [String], environment: [String: String] = [:], backend: any NodeBackend = RecordingBackend())
         async -> String?
     {
         do {
@@ -133,9 +133,19 @@ final class RecordingBackend: NodeBackend {
         calls.withLock { $0.append(Call(command: command, configuration: configuration, target: target, message: message)) }
     }
 
-    func run(_ configuration: NodeConfiguration, started: @escaping @Sendable (RunningNode) -> Void) async throws {
-        record("run", configuration, "", [])
+    func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void) async throws {
+        record("run", configuration, options.sendfileDirectory ?? "", [])
         started(running)
+    }
+
+    func sendFile(
+        _ configuration: NodeConfiguration, to node: NodeID, file: SendFile.LocalFile, remotePath: String,
+        timeout: Duration, progress: @escaping @Sendable (SendFile.Progress) -> Void
+    ) async throws -> SendFile.Outcome {
+        record("sendfile", configuration, node.rawValue, [.text(file.path), .int(Int64(file.size)), .text(remotePath)])
+        progress(SendFile.Progress(sent: 0, total: file.size, elapsed: .zero))
+        progress(SendFile.Progress(sent: file.size, total: file.size, elapsed: .seconds(1)))
+        return SendFile.Outcome(bytes: file.size, sha256: "00", elapsed: .seconds(1))
     }
 
     func send(_ configuration: NodeConfiguration, to port: PortID, message: [Value], timeout: Duration) async throws -> [Value] {

@@ -112,17 +112,6 @@ struct NodeCommandTests {
         #expect(await sandbox.failure(["run", "norc", "1", "secret", "s"], backend: RecordingBackend()) == nil)
     }
 
-    @Test func nodeCommandsAreNotAvailableYet() async throws {
-        let sandbox = try CLISandbox()
-        try await sandbox.run(["setsecret", "s"])
-        #expect(await sandbox.failure(["run"]) == "run: not available yet (the node layer is not wired into the aemp command)")
-        #expect(await sandbox.failure(["snd", "n#", "x"])?.hasPrefix("snd: not available yet") == true)
-        #expect(await sandbox.failure(["cal", "n#", "time"])?.hasPrefix("cal: not available yet") == true)
-        #expect(await sandbox.failure(["mon", "n#"])?.hasPrefix("mon: not available yet") == true)
-        #expect(await sandbox.failure(["eval", "n", "1"])?.hasPrefix("eval: not available yet") == true)
-        #expect(await sandbox.failure(["nodes"])?.hasPrefix("nodes: not available yet") == true)
-    }
-
     @Test func sendPassesPortAndMessageAndPrintsTheConfirmation() async throws {
         let sandbox = try CLISandbox()
         try await sandbox.run(["setsecret", "s", "seeds", "10.0.0.1:4040"])

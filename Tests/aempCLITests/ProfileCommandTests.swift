@@ -302,7 +302,7 @@ struct ProfileCommandTests {
     @Test func missingConfigLocation() async throws {
         let sandbox = try CLISandbox()
         let message = await CLIContext.$current.withValue(
-            CLIContext(environment: [:], hostname: "h", output: { _ in }, errorOutput: { _ in }, backend: UnavailableNodeBackend())
+            CLIContext(environment: [:], hostname: "h", output: { _ in }, errorOutput: { _ in }, backend: RecordingBackend())
         ) { () async -> String? in
             do {
                 try await AEMPCommand.runCommandLine(["gensecret"])

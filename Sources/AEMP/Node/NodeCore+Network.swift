@@ -278,7 +278,12 @@ extension NodeCore: TransportConnectionDelegate {
         guard let (_, purpose) = entry else { return }
         switch purpose {
         case .accepted:
-            logger.notice("connection from \(c.peerGreeting?.nodeID.description ?? "unknown node") failed: \(message)")
+            if c.peerGreeting?.nodeID == nodeID {
+                // Our own seed dial reaching ourselves (spec §6.1): expected, not worth a notice.
+                logger.debug("connection from ourselves refused: \(message)")
+            } else {
+                logger.notice("connection from \(c.peerGreeting?.nodeID.description ?? "unknown node") failed: \(message)")
+            }
         case .dial(let node):
             remotes[node]?.dials[ObjectIdentifier(c)] = nil
             logger.notice("connection to \(node) failed: \(message)")
