@@ -261,12 +261,10 @@ extension NodeCore: TransportConnectionDelegate {
     }
 
     func connection(_ c: TransportConnection, received message: [Value]) {
-        guard let node = c.result?.peerNodeID, let remote = remotes[node], remote.link === c else { return }
-        guard let portName = message.first?.stringValue else {
-            logger.warning("message from \(node) without a port name dropped")
-            return
-        }
-        deliver(name: portName, Array(message.dropFirst()), source: node)
+        guard let remote = c.attachedNode, remote.link === c else { return }
+        // The transport guarantees a text port name in element 0.
+        guard case .text(let portName)? = message.first else { return }
+        deliver(name: portName, Array(message.dropFirst()), source: remote.nodeID)
     }
 
     func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool) {

@@ -129,6 +129,7 @@ final class RemoteNode {
         dials[ObjectIdentifier(connection)] = nil
         endAttempt()
         link = connection
+        connection.attachedNode = self
         core.logger.info("node \(nodeID) is up")
         core.nodeCameUp(nodeID)
         // Queued messages go out in order, unless a callback above took the node down again.
@@ -140,7 +141,8 @@ final class RemoteNode {
 
     /// The attached connection ended.
     func lost(message: String) {
-        guard link != nil else { return }
+        guard let old = link else { return }
+        old.attachedNode = nil
         link = nil
         core.logger.notice("node \(nodeID) is down: \(message)")
         fail(message: message, wasUp: true)
@@ -196,6 +198,7 @@ final class RemoteNode {
         queue.removeAll()
         resumeQueueWaiters()
         monitors.removeAll()
+        link?.attachedNode = nil
         link?.close()
         link = nil
     }

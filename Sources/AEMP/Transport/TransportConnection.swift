@@ -144,6 +144,9 @@ final class TransportConnection {
     let direction: Direction
     /// What the handshake established; set once the peer is authenticated.
     private(set) var result: HandshakeResult?
+    /// The node this connection is attached to, set by the node while attached (spares a lookup
+    /// per received message).
+    weak var attachedNode: RemoteNode?
     /// The peer's greeting line 1 once it passed the protocol and version checks.
     private(set) var peerGreeting: Greeting?
 
