@@ -173,21 +173,18 @@ final class TransportConnection {
     ///   - handshakeTimeout: the read inactivity timeout while handshaking (Perl `monitor_timeout`).
     ///   - nonce: this side's nonce line (fresh random by default).
     ///   - delegate: the owner, kept weakly.
-    init(
+    convenience init(
         handle: Handle, configuration: HandshakeConfiguration, tls: TLSContext?, direction: Direction,
         protocolName: String = Greeting.aemp, dataConnID: String? = nil,
         handshakeTimeout: Duration, nonce: String = HandshakeNonce.generate(),
         delegate: any TransportConnectionDelegate
     ) {
-        self.handle = handle
-        self.configuration = configuration
-        self.tls = tls
-        self.direction = direction
-        self.handshakeTimeout = handshakeTimeout
-        self.delegate = delegate
-        self.machine = HandshakeStateMachine(
-            configuration: configuration, protocolName: protocolName, peerAddress: direction.peerAddress,
-            dataConnID: dataConnID, nonce: nonce)
+        self.init(
+            handle: handle, configuration: configuration, tls: tls, direction: direction,
+            handshakeTimeout: handshakeTimeout, delegate: delegate,
+            machine: HandshakeStateMachine(
+                configuration: configuration, protocolName: protocolName, peerAddress: direction.peerAddress,
+                dataConnID: dataConnID, nonce: nonce))
     }
 
     /// Creates a connection that sends exactly `greeting` and `nonce` (to replay a capture in tests).
@@ -201,10 +198,20 @@ final class TransportConnection {
     ///   - nonce: this side's nonce line.
     ///   - handshakeTimeout: the read inactivity timeout while handshaking.
     ///   - delegate: the owner, kept weakly.
-    init(
+    convenience init(
         handle: Handle, configuration: HandshakeConfiguration, tls: TLSContext?, direction: Direction,
         greeting: Greeting, nonce: String, handshakeTimeout: Duration,
         delegate: any TransportConnectionDelegate
+    ) {
+        self.init(
+            handle: handle, configuration: configuration, tls: tls, direction: direction,
+            handshakeTimeout: handshakeTimeout, delegate: delegate,
+            machine: HandshakeStateMachine(configuration: configuration, greeting: greeting, nonce: nonce))
+    }
+
+    private init(
+        handle: Handle, configuration: HandshakeConfiguration, tls: TLSContext?, direction: Direction,
+        handshakeTimeout: Duration, delegate: any TransportConnectionDelegate, machine: HandshakeStateMachine
     ) {
         self.handle = handle
         self.configuration = configuration
@@ -212,7 +219,7 @@ final class TransportConnection {
         self.direction = direction
         self.handshakeTimeout = handshakeTimeout
         self.delegate = delegate
-        self.machine = HandshakeStateMachine(configuration: configuration, greeting: greeting, nonce: nonce)
+        self.machine = machine
     }
 
     /// The protocol this side speaks: `aemp`, or the upgrade the peer asked for (`aemp-dataconn`).
