@@ -38,5 +38,17 @@ let package = Package(
             path: "NodeBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "DataConnBenchmarks",
+            dependencies: [
+                .product(name: "AEMP", package: "swift-aemp"),
+                .product(name: "AEMPCodecs", package: "swift-aemp"),
+                .product(name: "AEMPDataConn", package: "swift-aemp"),
+                .product(name: "AEMPHandle", package: "swift-aemp"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "DataConnBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -47,8 +47,9 @@ struct DataConnTests {
 
     @Test(arguments: [true, false])
     func lineExchangeInBothDialDirections(initiatorListens: Bool) async throws {
-        // The seed always listens; when the initiator is the seed's client without listeners the seed
-        // is dialled, and when the initiator is the seed, the client without listeners dials back.
+        // The seed always listens. With `initiatorListens` the seed initiates towards its listening
+        // client; otherwise the client without listeners initiates and dials the seed. (The dial-back
+        // case, where only the initiator listens, is in DataConnScenarioTests.)
         let (seed, client) = try await Self.pair(clientListens: initiatorListens)
         let (initiator, target) = initiatorListens ? (seed, client) : (client, seed)
         let events = Inbox<String>()
