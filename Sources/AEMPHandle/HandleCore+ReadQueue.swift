@@ -253,29 +253,37 @@ final class TypedReadStep<R: HandleReader>: ReadStep {
     func run(_ core: HandleCore) -> Bool {
         if core.readEpoch != seenEpoch { reader.restartScan() }
         let before = core.readBuffer.readerIndex
-        let result: Result<R.Output?, HandleError>
+        // No tuples or Results of the generic output here: this runs unspecialised (the reader type
+        // is only known at run time), where each of those costs a metadata lookup per read.
         do throws(HandleError) {
-            result = .success(try reader.read(from: &core.readBuffer))
+            guard let output = try reader.read(from: &core.readBuffer) else {
+                noteProgress(core, since: before)
+                return false
+            }
+            noteProgress(core, since: before)
+            switch sink {
+            case .callback(let callback):
+                if let handle = core.facade { callback(handle, output) }
+            case .async(let resume):
+                resume(.success(output))
+            }
+            return true
         } catch {
-            result = .failure(error)
+            noteProgress(core, since: before)
+            switch sink {
+            case .callback:
+                core.reportError(error)
+                return core.destroyed || !error.keepsReader
+            case .async(let resume):
+                resume(.failure(error))
+                return true
+            }
         }
+    }
+
+    @inline(__always)
+    private func noteProgress(_ core: HandleCore, since before: Int) {
         if core.readBuffer.readerIndex != before { core.readEpoch &+= 1 }
         seenEpoch = core.readEpoch
-        switch (result, sink) {
-        case (.success(nil), _):
-            return false
-        case (.success(let output?), .callback(let callback)):
-            if let handle = core.facade { callback(handle, output) }
-            return true
-        case (.success(let output?), .async(let resume)):
-            resume(.success(output))
-            return true
-        case (.failure(let error), .callback):
-            core.reportError(error)
-            return core.destroyed || !error.keepsReader
-        case (.failure(let error), .async(let resume)):
-            resume(.failure(error))
-            return true
-        }
     }
 }
