@@ -103,7 +103,7 @@ struct DataConnTests {
 
     @Test func bulkTransferArrivesComplete() async throws {
         let (seed, client) = try await Self.pair(clientListens: false)
-        let total = 64 << 20
+        let total = 2 << 30  // 2 GiB: multi-GiB scale, bounded by the 60 s limit below
         let done = Inbox<Int>()
         seed.registerDataConnFunction("dc::sink") { _, _, handle in
             var received = 0
