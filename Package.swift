@@ -93,6 +93,10 @@ let package = Package(
         // Helpers shared by the test targets (locating ../shared, test certificates, probes).
         .target(
             name: "AEMPTestSupport",
+            dependencies: [
+                "AEMP", "AEMPHandle", "AEMPCodecs",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/AEMPTestSupport",
             swiftSettings: swiftSettings
         ),
