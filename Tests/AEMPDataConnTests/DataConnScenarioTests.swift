@@ -20,7 +20,7 @@ struct DataConnScenarioTests {
     }
 
     /// A listening seed and a client without listeners, connected.
-    static func pair(certificates: TestCertificates.Set? = nil) async throws -> (seed: Node, client: Node) {
+    static func pair(certificates: NodeCertificates.Set? = nil) async throws -> (seed: Node, client: Node) {
         let seed = try await node("dc-seed", binds: ["127.0.0.1:0"], certificate: certificates?.nodeA)
         let client = try await node(
             "dc-client", binds: [], seeds: seed.listenerAddresses, certificate: certificates?.nodeB)
@@ -55,7 +55,7 @@ struct DataConnScenarioTests {
     /// initiator listening (the target dials back after `_connect`).
     @Test(arguments: [false, true], [true, false])
     func securityModesAndWhoListens(tls: Bool, targetListens: Bool) async throws {
-        let certificates = tls ? try TestCertificates.shared.get() : nil
+        let certificates = tls ? try NodeCertificates.shared.get() : nil
         let (seed, client) = try await Self.pair(certificates: certificates)
         let (initiator, target) = targetListens ? (client, seed) : (seed, client)
         let remoteHandles = Inbox<Handle>()

@@ -42,20 +42,9 @@ struct CapturedConnection: Sendable, CustomStringConvertible {
 enum Captures {
     static let secret = "aemp-ref-secret"
 
-    static let connections: [CapturedConnection] = {
-        guard let list = try? SharedFiles.json("spec/captures/aemp-session.streams.json") as? [[String: Any]] else {
-            return []
-        }
-        return list.map { entry in
-            var client: [UInt8] = []
-            var server: [UInt8] = []
-            for segment in entry["segments"] as? [[String: Any]] ?? [] {
-                let bytes = hexBytes(segment["hex"] as? String ?? "")
-                if segment["dir"] as? String == "c2s" { client += bytes } else { server += bytes }
-            }
-            return CapturedConnection(number: entry["conn"] as? Int ?? 0, clientBytes: client, serverBytes: server)
-        }
-    }()
+    static let connections: [CapturedConnection] = CapturedStreams.all.map {
+        CapturedConnection(number: $0.number, clientBytes: $0.client, serverBytes: $0.server)
+    }
 
     static func connection(_ number: Int) -> CapturedConnection {
         connections.first(where: { $0.number == number })!
@@ -67,23 +56,7 @@ enum Captures {
     }
 
     static func hexBytes(_ hex: String) -> [UInt8] {
-        var result: [UInt8] = []
-        var high: UInt8?
-        for c in hex.utf8 {
-            let nibble: UInt8 =
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-                default: c - UInt8(ascii: "A") + 10
-                }
-            if let h = high {
-                result.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
-        return result
+        CapturedStreams.hexBytes(hex)
     }
 
     /// The synthetic vectors of `hmac-sha3-512-vectors.json`.

@@ -2,6 +2,7 @@ import AEMPCodecs
 import AEMPHandle
 import Foundation
 import NIOCore
+import AEMPTestSupport
 import Testing
 
 @testable import AEMP
@@ -313,7 +314,7 @@ struct TransportConnectionTests {
     // MARK: TLS
 
     @Test func tlsWithNodeCertificates() throws {
-        let certificates = try TransportCertificates.shared.get()
+        let certificates = try NodeCertificates.shared.get()
         let tlsA = try TLSContext.aempNode(certificatePEM: certificates.nodeA)
         let tlsB = try TLSContext.aempNode(certificatePEM: certificates.nodeB)
         let (a, b) = try Self.pair(
@@ -349,7 +350,7 @@ struct TransportConnectionTests {
     }
 
     @Test func tlsWithUntrustedCertificateFails() throws {
-        let certificates = try TransportCertificates.shared.get()
+        let certificates = try NodeCertificates.shared.get()
         let (a, b) = try Self.pair(
             dialler: TransportTest.configuration("alpha", secret: nil, tls: true),
             acceptor: TransportTest.configuration("beta", secret: nil, tls: true),
