@@ -168,6 +168,7 @@ final class DataConnState {
         var arguments: [Value]
         var source: NodeID
         var timer: Scheduled<Void>?
+        var dialTimer: Scheduled<Void>?
     }
 
     let registry: DataConnRegistry
@@ -319,10 +320,18 @@ final class DataConnState {
         guard arguments.count >= 2, let id = arguments[0].stringValue,
             let node = arguments[1].stringValue.flatMap(NodeID.init), expectations[id] != nil
         else { return }
-        context.lookupListeners(of: node) { addresses in
-            for address in addresses ?? [] {
-                context.dialUpgrade(address: address, protocolName: DataConnProtocol.greeting, dataConnID: id) { _ in }
-            }
+        context.lookupListeners(of: node) { [unowned self] addresses in
+            self.dialBack(context, id: id, addresses: addresses ?? [], index: 0)
+        }
+    }
+
+    /// Dials the initiator's addresses like the initiator would: the first at once, then one every
+    /// 2 seconds while the rendezvous is open. Failures are left to the initiator's timeout.
+    private func dialBack(_ context: NodeExtensionContext, id: String, addresses: [String], index: Int) {
+        guard index < addresses.count, expectations[id] != nil else { return }
+        context.dialUpgrade(address: addresses[index], protocolName: DataConnProtocol.greeting, dataConnID: id) { _ in }
+        expectations[id]?.dialTimer = context.schedule(in: DataConnProtocol.dialInterval) { [unowned self] in
+            self.dialBack(context, id: id, addresses: addresses, index: index + 1)
         }
     }
 
@@ -340,6 +349,7 @@ final class DataConnState {
             initiation.callback(handle)
         } else if let expectation = expectations.removeValue(forKey: id), expectation.source == peer {
             expectation.timer?.cancel()
+            expectation.dialTimer?.cancel()
             guard let receiver = registry.lookup(expectation.function) else {
                 handle.destroy()
                 return
