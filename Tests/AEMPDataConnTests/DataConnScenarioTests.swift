@@ -194,18 +194,7 @@ struct DataConnScenarioTests {
         let (seed, client) = try await Self.pair()
         let total = 32 << 20
         let done = Inbox<Int>()
-        seed.registerDataConnFunction("dc::sink") { _, _, handle in
-            var received = 0
-            handle.onError { _, _ in }
-            handle.onRead { _ in
-                received += handle.readBuffer.readableBytes
-                handle.consumeAll()
-                if received >= total {
-                    done.put(received)
-                    handle.destroy()
-                }
-            }
-        }
+        DataConnTests.registerSink(on: seed, total: total, done: done)
         let sequence = Inbox<Int>()
         let sink = seed.port { _, message in
             if let number = message.first?.intValue { sequence.put(number) }

@@ -101,11 +101,10 @@ struct DataConnTests {
         await node.shutdown()
     }
 
-    @Test func bulkTransferArrivesComplete() async throws {
-        let (seed, client) = try await Self.pair(clientListens: false)
-        let total = 2 << 30  // 2 GiB: multi-GiB scale, bounded by the 60 s limit below
-        let done = Inbox<Int>()
-        seed.registerDataConnFunction("dc::sink") { _, _, handle in
+    /// Registers `dc::sink` on `node`: counts the bytes of a data connection and reports the count to
+    /// `done` once `total` arrived.
+    static func registerSink(on node: Node, total: Int, done: Inbox<Int>) {
+        node.registerDataConnFunction("dc::sink") { _, _, handle in
             var received = 0
             handle.onError { _, _ in }
             // The closure keeps the handle alive (as the Perl idiom does) until the transfer is complete.
@@ -118,6 +117,13 @@ struct DataConnTests {
                 }
             }
         }
+    }
+
+    @Test func bulkTransferArrivesComplete() async throws {
+        let (seed, client) = try await Self.pair(clientListens: false)
+        let total = 2 << 30  // 2 GiB: multi-GiB scale, bounded by the 60 s limit below
+        let done = Inbox<Int>()
+        Self.registerSink(on: seed, total: total, done: done)
         let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dc::sink")
         let chunk = ByteBufferAllocator().buffer(repeating: 0x78, count: 1 << 20)
         for _ in 0..<(total >> 20) { try await handle.write(chunk) }
