@@ -147,7 +147,7 @@ struct CBORWriter {
     }
 
     /// Writes the common leaf values (those ``CBORWriter/leafSize(of:)`` sizes) and returns `true`;
-    /// returns `false` for the others. Inlined into ``write(_:)``, which handles the rest.
+    /// returns `false` for the others. Inlined into the loops over elements, like `leafSize`.
     @inline(__always)
     mutating func writeLeaf(_ value: borrowing Value) -> Bool {
         switch value {
@@ -196,8 +196,17 @@ struct CBORWriter {
     }
 
     mutating func write(_ value: borrowing Value) {
-        if writeLeaf(value) { return }
         switch value {
+        case .null: byte(0xf6)
+        case .undefined: byte(0xf7)
+        case .bool(let b): byte(b ? 0xf5 : 0xf4)
+        case .int(let i):
+            if i >= 0 {
+                writeHead(major: 0, argument: UInt64(i))
+            } else {
+                writeHead(major: 1, argument: ~UInt64(bitPattern: i))
+            }
+        case .uint(let u): writeHead(major: 0, argument: u)
         case .bignum(let negative, let magnitude):
             let significant = magnitude.drop(while: { $0 == 0 })
             if significant.count <= 8 {
@@ -207,6 +216,7 @@ struct CBORWriter {
                 writeHead(major: 2, argument: UInt64(significant.count))
                 significant.withUnsafeBytes { copy($0) }
             }
+        case .float(let d): writeFloat(d)
         case .text(let s):
             let done: Void? = s.utf8.withContiguousStorageIfAvailable { utf8 in
                 writeHead(major: 3, argument: UInt64(utf8.count))
@@ -219,10 +229,13 @@ struct CBORWriter {
                     copy(UnsafeRawBufferPointer(utf8))
                 }
             }
+        case .bytes(let b):
+            writeHead(major: 2, argument: UInt64(b.readableBytes))
+            b.withUnsafeReadableBytes { copy($0) }
         case .array(let elements):
             writeHead(major: 4, argument: UInt64(elements.count))
             elements.withUnsafeBufferPointer { elements in
-                for i in elements.indices { write(elements[i]) }
+                for i in elements.indices where !writeLeaf(elements[i]) { write(elements[i]) }
             }
         case .map(let pairs):
             writeHead(major: 5, argument: UInt64(pairs.count))
@@ -235,8 +248,7 @@ struct CBORWriter {
         case .tagged(let tag, let inner):
             writeHead(major: 6, argument: tag)
             write(inner)
-        case .null, .undefined, .bool, .int, .uint, .float, .bytes, .simple:
-            break  // written by writeLeaf
+        case .simple(let n): writeSimple(n)
         }
     }
 }
