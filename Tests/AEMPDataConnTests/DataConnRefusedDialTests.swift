@@ -21,7 +21,8 @@ struct DataConnRefusedDialTests {
         while true {
             target.dbSet("'l", target.nodeID.rawValue, ["127.0.0.1:1"])
             let listeners = try await seed.dbFamily("'l", timeout: .seconds(2))
-            if listeners[target.nodeID.rawValue] == ["127.0.0.1:1"] { break }
+            // The target must also be able to find the initiator (its listeners reached the seed).
+            if listeners[target.nodeID.rawValue] == ["127.0.0.1:1"], listeners[initiator.nodeID.rawValue] != nil { break }
             if ContinuousClock.now > deadline { throw InboxTimeout(timeout: .seconds(10)) }
             try await Task.sleep(for: .milliseconds(20))
         }
