@@ -262,9 +262,12 @@ extension NodeCore: TransportConnectionDelegate {
 
     func connection(_ c: TransportConnection, received message: [Value]) {
         guard let remote = c.attachedNode, remote.link === c else { return }
-        // The transport guarantees a text port name in element 0.
+        // The transport guarantees a text port name in element 0. The decoded array is ours alone:
+        // removing the name in place spares a second array per message.
         guard case .text(let portName)? = message.first else { return }
-        deliver(name: portName, Array(message.dropFirst()), source: remote.nodeID)
+        var elements = message
+        elements.removeFirst()
+        deliver(name: portName, elements, source: remote.nodeID)
     }
 
     func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool) {
