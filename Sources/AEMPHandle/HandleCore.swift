@@ -216,14 +216,15 @@ final class HandleCore: ChannelInboundHandler {
     /// Perl `_error`: reports `error` and destroys the handle afterwards when fatal.
     func reportError(_ error: HandleError) {
         guard !destroyed else { return }
-        if facade?.destroyRequested.load(ordering: .relaxed) == true {
-            // destroy() was called on another thread and is on its way: report nothing.
+        guard let facade, !facade.destroyRequested.load(ordering: .relaxed) else {
+            // destroy() was called on another thread and is on its way, or the handle was released
+            // on another thread and its deinit's destroy is queued behind this: nobody to report to.
             destroy()
             return
         }
         if error.isFatal { destroyError = error }
-        if let onError, let handle = facade {
-            onError(handle, error)
+        if let onError {
+            onError(facade, error)
             if error.isFatal { destroy() }
         } else if hasAsyncWaiters {
             // An awaiting caller receives the error: no uncaught-error trap.

@@ -54,6 +54,10 @@ public struct HandleOptions {
     public var onStopTLS: ((Handle) -> Void)?
 
     /// Perl: `on_error ($handle, $fatal, $message)`; the error also carries the errno-style code.
+    ///
+    /// Without it, a fatal error stops the process with the error's message (Perl croaks), unless
+    /// an `async` read or write is waiting (it throws the error instead) or the handle was
+    /// destroyed or released already (nothing is reported then).
     public var onError: ((Handle, HandleError) -> Void)?
     /// Perl: `on_read ($handle)`: called when data arrived and the read queue is empty.
     public var onRead: ((Handle) -> Void)?

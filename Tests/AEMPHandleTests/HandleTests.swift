@@ -70,6 +70,36 @@ struct HandleTests {
         #expect(got.all.last == "destroyed true")
     }
 
+    /// A handle released on another thread is destroyed by a task its deinit queues on the loop. An
+    /// end of file served before that task runs must not reach the uncaught-error trap: nobody owns
+    /// the handle any more (a CI run of the whole suite once crashed exactly here).
+    @Test("a handle dropped on another thread reports nothing before its destroy runs")
+    func droppedOffLoop() throws {
+        let got = Collector()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let pair = try Bench.makePair(tcp: false)
+        defer { close(pair.peer) }
+        var handle: Handle? = try Handle.make(socket: pair.handle, group: group).wait()
+        let loop = handle!.eventLoop
+        let bound = handle!.bound  // keeps the core alive after the facade is gone
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        loop.execute {
+            let core = bound.value
+            core.uncaughtErrorHook = { got.add($0) }
+            core.facade?.pushRead(.line()) { _, _ in got.add("line") }
+            core.receiveEOF()  // queues the read of the end of file
+            entered.signal()
+            _ = release.wait(timeout: .now() + 5)  // the facade is released meanwhile
+        }
+        #expect(entered.wait(timeout: .now() + 5) == .success)
+        handle = nil  // off the loop: its destroy is queued behind the end-of-file read
+        release.signal()
+        try loop.submit { got.add("destroyed \(bound.value.destroyed)") }.wait()
+        #expect(got.all == ["destroyed true"])
+    }
+
     @Test("calls from other threads hop to the loop; timeouts raise ETIMEDOUT")
     func offLoop() throws {
         let got = Collector()
