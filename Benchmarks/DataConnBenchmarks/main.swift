@@ -12,6 +12,12 @@
 //
 // With a certificate (PEM key + certificate + CA, Perl's `cert`) both nodes use TLS and the DataConn
 // is encrypted. Run through Benchmarks/dataconn-bench.sh, which adds iperf3 and the ratios.
+//
+// Environment of `drive`: DATACONN_BENCH_PASS (bytes queued per pass of the loop-driven writer,
+// default 524288), DATACONN_BENCH_PAUSE_US (µs between passes, default 20),
+// DATACONN_BENCH_WRITER=async (write from a task with `try await handle.write`, as `aemp sendfile`
+// does, in DATACONN_BENCH_CHUNK-byte writes, default 1 MiB), DATACONN_BENCH_TRACE=1 (both processes:
+// each round trip's two legs and event-loop timer lateness over 5 ms, on stderr).
 import AEMP
 import AEMPCodecs
 import AEMPDataConn
@@ -21,6 +27,23 @@ import NIOCore
 import Synchronization
 
 let secret = "dataconn-bench-secret"
+/// DATACONN_BENCH_TRACE=1: the drive prints each round trip's two legs to stderr.
+let asyncChunk = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_CHUNK"] ?? "") ?? (1 << 20)
+let trace = ProcessInfo.processInfo.environment["DATACONN_BENCH_TRACE"] == "1"
+nonisolated(unsafe) var traceStart: Int64 = 0
+
+/// Trace mode: reports every time `loop` runs a 1 ms timer more than 5 ms late.
+func watchLoopLag(_ loop: any EventLoop, name: String) {
+    guard trace else { return }
+    let expected = NIODeadline.now() + .milliseconds(1)
+    loop.scheduleTask(deadline: expected) {
+        let late = (NIODeadline.now() - expected).nanoseconds / 1000
+        if late > 5000 {
+            FileHandle.standardError.write(Data("LAG \(name) t=\(Int64(NIODeadline.now().uptimeNanoseconds) / 1000)us late=\(late)us\n".utf8))
+        }
+        watchLoopLag(loop, name: name)
+    }
+}
 let serveNode = "dc-bench-serve"
 let arguments = CommandLine.arguments
 
@@ -69,8 +92,10 @@ func serve(certificate: String?) async throws -> Never {
     // bench::ping(replyPort, sequence): one node message back.
     node.registerFunction("bench::ping") { context, arguments in
         guard let reply = arguments.first?.stringValue.flatMap(PortID.init) else { return }
-        context.node.send(reply, Array(arguments.dropFirst()))
+        // The arrival time (CLOCK_MONOTONIC, shared by both processes) splits the round trip in two.
+        context.node.send(reply, Array(arguments.dropFirst()) + [.int(Int64(NIODeadline.now().uptimeNanoseconds))])
     }
+    watchLoopLag(node.eventLoop, name: "serve")
     FileHandle.standardOutput.write(Data("READY \(node.listenerAddresses.joined(separator: ","))\n".utf8))
     while true { try await Task.sleep(for: .seconds(3600)) }
 }
@@ -157,8 +182,14 @@ final class Pinger: @unchecked Sendable {
 
     private func answer(_ message: [Value]) {
         let now = NIODeadline.now()
-        precondition(message == [.int(sequence)], "ping answers out of order: \(message)")
+        precondition(message.first == .int(sequence), "ping answers out of order: \(message)")
         samples.append(Double((now - sentAt).nanoseconds) / 1000)
+        if trace, traceStart != 0, let arrived = message.last?.intValue {
+            let there = (Int64(arrived) - Int64(sentAt.uptimeNanoseconds)) / 1000
+            let back = (Int64(now.uptimeNanoseconds) - Int64(arrived)) / 1000
+            FileHandle.standardError.write(
+                Data("TRACE t=\(Int64(now.uptimeNanoseconds) / 1000)us there=\(there)us back=\(back)us\n".utf8))
+        }
         if stopping || samples.count == wanted {
             waiter?.resume(returning: samples)
             waiter = nil
@@ -176,10 +207,24 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued. Loop-confined.
+/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued and queueing at most 512 KiB
+/// per pass (`DATACONN_BENCH_PASS` bytes), passes 20 µs apart (`DATACONN_BENCH_PAUSE_US`).
+/// Loop-confined.
+///
+/// Loopback takes the data as fast as it comes: a write to an empty buffer goes to the socket at
+/// once and `onDrain` runs inside `pushWrite`, so a sender that refills from `onDrain` (or from a
+/// task queued there) never lets the loop poll its other channels, and the node connection's
+/// messages wait behind the transfer. NIO runs every task that is due before it polls again (an
+/// `execute` or a zero-delay task queued by a task runs in the same pass), so the next pass is a
+/// timer a little in the future, armed when a pass ends: the loop polls while it waits.
 final class BulkSender: @unchecked Sendable {
     private let chunk: ByteBuffer
     private var left: Int
+    private var filling = false
+    private var scheduled = false
+    private static let perPass = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_PASS"] ?? "") ?? (512 << 10)
+    private static let queued = 1 << 20
+    private static let pause = TimeAmount.microseconds(Int64(ProcessInfo.processInfo.environment["DATACONN_BENCH_PAUSE_US"] ?? "") ?? 20)
 
     init(_ handle: Handle, total: Int) {
         chunk = handle.allocator.buffer(repeating: 0x78, count: 256 << 10)
@@ -188,23 +233,38 @@ final class BulkSender: @unchecked Sendable {
 
     /// Starts sending. Loop only.
     func start(_ handle: Handle) {
-        // Refill on the loop's next tick rather than inside the drain callback (or in a task, which
-        // NIO runs in the same tick): loopback takes the data as fast as it comes, so refilling at
-        // once keeps the loop in this one channel's writes, and the node connection's messages
-        // wait behind the whole transfer. A tick boundary lets the loop poll its other channels.
         handle.onDrain { handle in
-            handle.eventLoop.scheduleTask(in: .zero) { self.fill(handle) }
+            if !self.filling { self.schedule(handle) }
         }
         fill(handle)
     }
 
+    private func schedule(_ handle: Handle) {
+        guard !scheduled, left > 0 else { return }
+        scheduled = true
+        handle.eventLoop.scheduleTask(in: Self.pause) {
+            self.scheduled = false
+            self.fill(handle)
+        }
+    }
+
     private func fill(_ handle: Handle) {
-        while left > 0, handle.writeBufferLength < 1 << 20 {
+        filling = true
+        var budget = Self.perPass
+        while left > 0, budget > 0, handle.writeBufferLength < Self.queued {
             let count = min(left, chunk.readableBytes)
             handle.pushWrite(count == chunk.readableBytes ? chunk : chunk.getSlice(at: chunk.readerIndex, length: count)!)
             left -= count
+            budget -= count
         }
-        if left == 0 { handle.onDrain(nil) }
+        filling = false
+        if left == 0 {
+            handle.onDrain(nil)
+        } else if handle.writeBufferLength < Self.queued {
+            // Room left (the socket took everything): the next pass after a poll. Otherwise the
+            // socket is full and onDrain arrives from the poll.
+            schedule(handle)
+        }
     }
 }
 
@@ -219,6 +279,7 @@ func drive(mebibytes: Int, certificate: String?) async throws {
         if ContinuousClock.now > deadline { fail("serve node not reachable on port \(port)") }
         try await Task.sleep(for: .milliseconds(10))
     }
+    watchLoopLag(node.eventLoop, name: "drive")
     let pinger = Pinger(node: node, target: target)
     let doneBox = Mailbox()
     let donePort = node.port { _, message in doneBox.put(message) }
@@ -239,9 +300,24 @@ func drive(mebibytes: Int, certificate: String?) async throws {
     }
     let tls = try await handle.eventLoop.submit { handle.isTLS }.get()
     let start = clock.now
-    handle.eventLoop.execute {
-        handle.onError { _, error in fail("DataConn error: \(error)") }
-        BulkSender(handle, total: total).start(handle)
+    traceStart = Int64(NIODeadline.now().uptimeNanoseconds)
+    if ProcessInfo.processInfo.environment["DATACONN_BENCH_WRITER"] == "async" {
+        // The async API from a task, as `aemp sendfile` writes: one 1 MiB write in flight at a time.
+        try await handle.eventLoop.submit { handle.onError { _, error in fail("DataConn error: \(error)") } }.get()
+        Task {
+            let chunk = handle.allocator.buffer(repeating: 0x78, count: asyncChunk)
+            var left = total
+            while left > 0 {
+                let count = min(left, chunk.readableBytes)
+                try await handle.write(count == chunk.readableBytes ? chunk : chunk.getSlice(at: 0, length: count)!)
+                left -= count
+            }
+        }
+    } else {
+        handle.eventLoop.execute {
+            handle.onError { _, error in fail("DataConn error: \(error)") }
+            BulkSender(handle, total: total).start(handle)
+        }
     }
     async let finished: Duration = {
         let message = await doneBox.next()
