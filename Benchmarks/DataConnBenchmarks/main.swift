@@ -14,7 +14,7 @@
 // is encrypted. Run through Benchmarks/dataconn-bench.sh, which adds iperf3 and the ratios.
 //
 // Environment of `drive`: DATACONN_BENCH_PASS (bytes queued per pass of the loop-driven writer,
-// default 524288), DATACONN_BENCH_PAUSE_US (µs between passes, default 20),
+// default 1048576), DATACONN_BENCH_PAUSE_US (µs between passes, default 5),
 // DATACONN_BENCH_WRITER=async (write from a task with `try await handle.write`, as `aemp sendfile`
 // does, in DATACONN_BENCH_CHUNK-byte writes, default 1 MiB), DATACONN_BENCH_TRACE=1 (both processes:
 // each round trip's two legs and event-loop timer lateness over 5 ms, on stderr).
@@ -207,8 +207,8 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued and queueing at most 512 KiB
-/// per pass (`DATACONN_BENCH_PASS` bytes), passes 20 µs apart (`DATACONN_BENCH_PAUSE_US`).
+/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued and queueing at most 1 MiB
+/// per pass (`DATACONN_BENCH_PASS` bytes), passes 5 µs apart (`DATACONN_BENCH_PAUSE_US`).
 /// Loop-confined.
 ///
 /// Loopback takes the data as fast as it comes: a write to an empty buffer goes to the socket at
@@ -222,9 +222,9 @@ final class BulkSender: @unchecked Sendable {
     private var left: Int
     private var filling = false
     private var scheduled = false
-    private static let perPass = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_PASS"] ?? "") ?? (512 << 10)
+    private static let perPass = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_PASS"] ?? "") ?? (1 << 20)
     private static let queued = 1 << 20
-    private static let pause = TimeAmount.microseconds(Int64(ProcessInfo.processInfo.environment["DATACONN_BENCH_PAUSE_US"] ?? "") ?? 20)
+    private static let pause = TimeAmount.microseconds(Int64(ProcessInfo.processInfo.environment["DATACONN_BENCH_PAUSE_US"] ?? "") ?? 5)
 
     init(_ handle: Handle, total: Int) {
         chunk = handle.allocator.buffer(repeating: 0x78, count: 256 << 10)

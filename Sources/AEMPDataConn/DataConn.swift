@@ -14,9 +14,11 @@ import Darwin
 /// A function that receives the remote end of a data connection. Perl: the `$initfunc` of
 /// `connect_to`, called as `initfunc(@initdata, $handle)`.
 ///
-/// It runs on the receiving node's loop. The handle is quiescent: nothing is read or written and no
-/// callback is set until the function sets them up (set at least `onError`). TLS is already active
-/// when the nodes use TLS.
+/// It runs on the handle's event loop (`handle.eventLoop`), where the handle's callbacks are set up:
+/// the node's loop when the connection came in on this node's listener, the node's data loop (another
+/// loop of its group) when this node dialled it. The handle is quiescent: nothing is read or written
+/// and no callback is set until the function sets them up (set at least `onError`). TLS is already
+/// active when the nodes use TLS.
 public typealias DataConnReceiver = @Sendable (FunctionContext, [Value], Handle) -> Void
 
 /// Why a data connection could not be made. The calling port is killed with
@@ -73,15 +75,17 @@ extension Node {
     ///   - function: the receiver's registered name on the target.
     ///   - arguments: passed to it before the handle.
     ///   - port: the calling port, killed on failure (Perl: the port context of the caller).
-    ///   - callback: gets the local handle, on this node's loop.
+    ///   - callback: gets the local handle, on the handle's event loop (see ``DataConnReceiver``).
     public func connectData(
         to target: String, timeout: Duration, function: String, arguments: [Value] = [], port: PortID,
         callback: @escaping @Sendable (Handle) -> Void
     ) {
         onLoop { context in
             DataConnState.get(context).initiate(
-                context, target: target, timeout: timeout, function: function, arguments: arguments, port: port,
-                callback: callback)
+                context, target: target, timeout: timeout, function: function, arguments: arguments, port: port
+            ) { handle in
+                handle.runOnLoop { callback(handle) }
+            }
         }
     }
 
@@ -354,7 +358,9 @@ final class DataConnState {
                 handle.destroy()
                 return
             }
-            receiver(FunctionContext(node: context.node, port: nil, sourceNode: peer), expectation.arguments, handle)
+            let function = FunctionContext(node: context.node, port: nil, sourceNode: peer)
+            let arguments = expectation.arguments
+            handle.runOnLoop { receiver(function, arguments, handle) }
         } else {
             // A late or unknown rendezvous: nobody wants this connection.
             handle.destroy()
@@ -369,5 +375,17 @@ final class DataConnState {
     static func seconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         return attoseconds == 0 ? String(seconds) : String(Double(seconds) + Double(attoseconds) / 1e18)
+    }
+}
+
+extension Handle {
+    /// Runs `body` on the handle's loop: at once when already there (the connection came in on the
+    /// node's loop), else as a task there (a connection dialled on the node's data loop).
+    fileprivate func runOnLoop(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop {
+            body()
+        } else {
+            eventLoop.execute(body)
+        }
     }
 }

@@ -274,7 +274,7 @@ enum SendFile {
             self.logger = logger
         }
 
-        /// The DataConn receiver: runs on the node's loop with the quiescent handle.
+        /// The DataConn receiver: runs on the handle's loop with the quiescent handle.
         func accept(_ context: FunctionContext, _ arguments: [Value], _ handle: Handle) {
             handle.onError { _, _ in }
             handle.setTimeout(SendFile.idleTimeout)

@@ -46,14 +46,13 @@ package struct NodeExtensionContext: @unchecked Sendable {
     package var listenerAddresses: [String] { core.listenerAddresses }
 
     /// Registers the receiver of authenticated connections whose greeting names `protocolName`
-    /// (spec §3.3 step 2). It gets the connection's handle, quiescent, with any buffered bytes, and
-    /// the handshake result.
+    /// (spec §3.3 step 2). It gets the connection's handle, quiescent, with any buffered bytes, the
+    /// handshake result and the rendezvous ID, on the node's loop. The handle lives on the node's loop
+    /// when the connection was accepted, on the node's data loop when this node dialled it.
     package func registerUpgrade(
         _ protocolName: String, _ handler: @escaping (Handle, HandshakeResult, _ dataConnID: String?) -> Void
     ) {
-        core.upgradeHandlers[protocolName] = { connection, result in
-            handler(connection.handle, result, connection.dataConnID ?? result.peerGreeting["dataconn_id"])
-        }
+        core.upgradeHandlers[protocolName] = handler
     }
 
     /// Finds a node's listener addresses (database family `'l`).
@@ -63,8 +62,10 @@ package struct NodeExtensionContext: @unchecked Sendable {
 
     /// Dials `address` with a protocol upgrade greeting (`aemp-dataconn` with `dataconn_id`).
     ///
-    /// On success the registered upgrade handler gets the connection; on failure `failed` gets the
-    /// error text (connect error or handshake failure).
+    /// The connect and the handshake run on another loop of the node's group when it has one (the
+    /// data loop), where the connection then stays. On success the registered upgrade handler gets
+    /// the handle; on failure `failed` gets the error text (connect error or handshake failure). Both
+    /// are called on the node's loop.
     package func dialUpgrade(
         address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void
     ) {

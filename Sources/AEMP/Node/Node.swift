@@ -58,7 +58,8 @@ public final class Node: Sendable {
     ///
     /// - Parameters:
     ///   - configuration: the node's settings (spec §10).
-    ///   - group: where to find the node's event loop.
+    ///   - group: where to find the node's event loop. Data connections (AEMPDataConn) that this node
+    ///     dials live on another loop of the group when it has more than one.
     ///   - logger: where node up/down, connection errors and seed activity are logged (never message
     ///     contents or secrets).
     /// - Returns: the running node.
@@ -82,10 +83,14 @@ public final class Node: Sendable {
         }
         let names = PortNameGenerator(nodeIDRandomised: identity.randomised, runiq: runiq)
         let loop = group.next()
+        // Data connections this node dials go to the next loop of the group (the same one in a group
+        // of one loop).
+        let next = group.next()
+        let dataLoop = next === loop ? group.next() : next
         return try await loop.submit {
             let core = NodeCore(
-                nodeID: identity.nodeID, eventLoop: loop, configuration: configuration, logger: logger,
-                functions: FunctionTable())
+                nodeID: identity.nodeID, eventLoop: loop, dataLoop: dataLoop, configuration: configuration,
+                logger: logger, functions: FunctionTable())
             do {
                 try core.prepareTLS()
                 try core.listen()

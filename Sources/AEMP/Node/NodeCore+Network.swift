@@ -13,8 +13,6 @@ enum ConnectionPurpose {
     case dial(NodeID)
     /// Dialled to a seed address (index into ``NodeCore/seeds``).
     case seed(Int)
-    /// Dialled with a protocol upgrade greeting (DataConn); `failed` gets the error text.
-    case upgrade(failed: (String) -> Void)
 }
 
 /// A configured seed address and what this node learned about it (spec §7, "Seeds").
@@ -32,8 +30,9 @@ struct SeedState {
 }
 
 /// The receiver of an authenticated connection whose greeting asked for a protocol upgrade
-/// (e.g. `aemp-dataconn`); it takes the connection's handle over.
-typealias ProtocolUpgradeHandler = (TransportConnection, HandshakeResult) -> Void
+/// (e.g. `aemp-dataconn`); it takes the connection's handle over, with the handshake result and the
+/// rendezvous ID. Called on the node's loop; the handle may live on another loop.
+typealias ProtocolUpgradeHandler = (Handle, HandshakeResult, _ dataConnID: String?) -> Void
 
 extension NodeCore: TransportConnectionDelegate {
     // MARK: Handshake settings
@@ -46,14 +45,12 @@ extension NodeCore: TransportConnectionDelegate {
 
     /// Starts a handshake on a new connection.
     func startConnection(
-        _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose,
-        protocolName: String = Greeting.aemp, dataConnID: String? = nil
+        _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose
     ) -> TransportConnection {
         logger.trace("starting handshake on \(channel.remoteAddress?.description ?? "?") as \(purpose)")
         let handle = Handle(channel: channel)
         let connection = TransportConnection(
             handle: handle, configuration: handshakeConfiguration, tls: tlsContext, direction: direction,
-            protocolName: protocolName, dataConnID: dataConnID,
             handshakeTimeout: configuration.monitorTimeout, delegate: self)
         pending[ObjectIdentifier(connection)] = (connection, purpose)
         connection.start()
@@ -161,16 +158,35 @@ extension NodeCore: TransportConnectionDelegate {
         dialGuards[key] = guardian
     }
 
-    /// Dials with a protocol upgrade greeting (spec §9.1).
+    /// Dials with a protocol upgrade greeting (spec §9.1), on ``dataLoop`` (``UpgradeDial``).
     func dialUpgrade(address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void) {
-        dialAddress(address, failed: failed) { channel in
-            guard !self.isShutDown else {
-                channel.close(promise: nil)
+        guard !isShutDown else { return }
+        guard let target = parseHostPort(address) else {
+            logger.warning("cannot dial \(address): not a host:port address")
+            failed("\(address): not a host:port address")
+            return
+        }
+        dialCounter &+= 1
+        let dial = UpgradeDial(
+            key: dialCounter, core: self, loop: dataLoop, address: address, protocolName: protocolName,
+            dataConnID: dataConnID)
+        upgradeDials[dial.key] = (dial, failed)
+        dial.start(host: target.host, port: target.port)
+    }
+
+    /// An upgrade dial ended: the handle goes to the protocol's handler, a failure to whoever dialled.
+    func upgradeDialEnded(_ key: UInt64, _ outcome: UpgradeDial.Outcome) {
+        let entry = upgradeDials.removeValue(forKey: key)
+        switch outcome {
+        case .success(let (handle, result, dataConnID)):
+            guard entry != nil, !isShutDown, let handler = upgradeHandlers[result.protocolName] else {
+                handle.destroy()
                 return
             }
-            _ = self.startConnection(
-                channel, direction: .dialled(address: address), purpose: .upgrade(failed: failed),
-                protocolName: protocolName, dataConnID: dataConnID)
+            handler(handle, result, dataConnID)
+        case .failure(let failure):
+            logger.debug("upgrade dial failed: \(failure.message)")
+            entry?.failed(failure.message)
         }
     }
 
@@ -252,7 +268,7 @@ extension NodeCore: TransportConnectionDelegate {
                 c.close()
                 return false
             }
-            handler(c, result)
+            handler(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"])
             return false
         }
         let node = result.peerNodeID
@@ -292,8 +308,6 @@ extension NodeCore: TransportConnectionDelegate {
             if seeds.indices.contains(index), !seeds[index].isSelf {
                 logger.notice("connection to seed \(seeds[index].address) failed: \(message)")
             }
-        case .upgrade(let failed):
-            failed(message)
         }
     }
 
@@ -336,6 +350,9 @@ extension NodeCore: TransportConnectionDelegate {
         let open = pending.values.map(\.0)
         pending.removeAll()
         for connection in open { connection.close() }
+        let dials = upgradeDials.values.map(\.dial)
+        upgradeDials.removeAll()
+        for dial in dials { dial.loop.execute { dial.cancel() } }
     }
 }
 

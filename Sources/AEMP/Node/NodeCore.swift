@@ -37,6 +37,9 @@ final class LocalPort {
 final class NodeCore {
     let nodeID: NodeID
     let eventLoop: any EventLoop
+    /// Where the data connections this node dials live: another loop of the node's group when it has
+    /// one, so that a bulk transfer does not hold up the node's messages; else ``eventLoop``.
+    let dataLoop: any EventLoop
     var configuration: NodeConfiguration
     var logger: Logger
     unowned(unsafe) var facade: Node!
@@ -64,6 +67,8 @@ final class NodeCore {
     var upgradeHandlers: [String: ProtocolUpgradeHandler] = [:]
     /// Connect attempts in progress (their guards keep them alive).
     var dialGuards: [UInt64: TCPConnectGuard] = [:]
+    /// Protocol upgrade dials in progress on ``dataLoop``, with whom to tell when one fails.
+    var upgradeDials: [UInt64: (dial: UpgradeDial, failed: (String) -> Void)] = [:]
     var dialCounter: UInt64 = 0
     var tlsContext: TLSContext?
     /// State of protocol extensions (DataConn), by name.
@@ -95,9 +100,10 @@ final class NodeCore {
     var deferredMonitors: [UInt64: (String, MonitorAction)] = [:]
 
     init(
-        nodeID: NodeID, eventLoop: any EventLoop, configuration: NodeConfiguration, logger: Logger,
-        functions: FunctionTable
+        nodeID: NodeID, eventLoop: any EventLoop, dataLoop: (any EventLoop)? = nil, configuration: NodeConfiguration,
+        logger: Logger, functions: FunctionTable
     ) {
+        self.dataLoop = dataLoop ?? eventLoop
         self.functions = functions
         self.nodeID = nodeID
         self.database = DatabaseClient(localNode: nodeID)

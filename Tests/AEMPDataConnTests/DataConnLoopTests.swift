@@ -1,0 +1,144 @@
+import AEMP
+import AEMPCodecs
+import AEMPDataConn
+import AEMPHandle
+import AEMPSocket
+import AEMPTestSupport
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// Which event loop a data connection lives on: a connection a node dialled lives on the node's data
+/// loop (another loop of its group), so a bulk transfer does not hold up the node's messages; an
+/// accepted one on the node's loop. The receiver and the callback run on the handle's loop.
+@Suite("DataConn: event loops")
+struct DataConnLoopTests {
+    /// Where a handle turned up: whether its loop is its node's loop, and whether the code that got it
+    /// ran on the handle's loop.
+    struct Placement: Sendable, Equatable {
+        var onNodeLoop: Bool
+        var ranOnHandleLoop: Bool
+    }
+
+    static func pair(on group: any EventLoopGroup, clientListens: Bool) async throws -> (seed: Node, client: Node) {
+        let seed = try await Node.start(
+            NodeConfiguration(nodeID: "dcl-seed-\(UInt32.random(in: 0...UInt32.max))", binds: ["127.0.0.1:0"], secret: DataConnTests.secret),
+            group: group)
+        let client = try await Node.start(
+            NodeConfiguration(
+                nodeID: "dcl-client-\(UInt32.random(in: 0...UInt32.max))", binds: clientListens ? ["127.0.0.1:0"] : [],
+                seeds: seed.listenerAddresses, secret: DataConnTests.secret),
+            group: group)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await client.state(of: seed.nodeID) != .up {
+            if ContinuousClock.now > deadline { throw InboxTimeout(timeout: .seconds(10)) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return (seed, client)
+    }
+
+    /// The client (no listeners) initiates and dials the seed: its handle is dialled, the seed's is
+    /// accepted.
+    @Test func dialledConnectionsLiveOnTheDataLoopAcceptedOnesOnTheNodeLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (seed, client) = try await Self.pair(on: group, clientListens: false)
+        let remote = Inbox<Placement>()
+        let seedLoop = seed.eventLoop
+        seed.registerDataConnFunction("dcl::where") { _, _, handle in
+            remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+            handle.destroy()
+        }
+        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+        #expect(handle.eventLoop !== client.eventLoop)
+        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        handle.destroy()
+
+        // The callback form runs on the handle's loop too.
+        let local = Inbox<Placement>()
+        let caller = client.port { _, _ in }
+        let clientLoop = client.eventLoop
+        client.connectData(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where", port: caller) { handle in
+            local.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+            handle.destroy()
+        }
+        #expect(try await local.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        await client.shutdown()
+        await seed.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    /// A target without listeners dials back: its handle is the dialled one.
+    @Test func aTargetDiallingBackKeepsItsHandleOnItsDataLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        // The seed is the initiator (it listens); the client is the target without listeners.
+        let (seed, client) = try await Self.pair(on: group, clientListens: false)
+        let remote = Inbox<Placement>()
+        let clientLoop = client.eventLoop
+        client.registerDataConnFunction("dcl::where") { _, _, handle in
+            remote.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+            handle.pushWrite("hello\n")
+        }
+        let handle = try await seed.dataConnection(to: client.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+        #expect(handle.eventLoop === seed.eventLoop)
+        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+        #expect(try await handle.read(.line()).string == "hello")
+        handle.destroy()
+        await client.shutdown()
+        await seed.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    /// With one loop in the group there is no other loop: everything stays on the node's loop.
+    @Test func aGroupOfOneLoopKeepsEverythingOnTheNodeLoop() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (seed, client) = try await Self.pair(on: group, clientListens: false)
+        seed.registerDataConnFunction("dcl::where") { _, _, handle in handle.destroy() }
+        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+        #expect(handle.eventLoop === client.eventLoop)
+        handle.destroy()
+        await client.shutdown()
+        await seed.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    /// Shutting a node down stops its upgrade dials on the data loop: the half-done handshake's
+    /// connection is closed, and nobody is told of a failure afterwards.
+    @Test func shutdownStopsAnUpgradeDialInProgress() async throws {
+        let events = Inbox<String>()
+        let accepted = Mutex<[Handle]>([])
+        // Accepts and reads the greeting, never answers: the handshake stays pending.
+        let server = try tcpServer(host: "127.0.0.1", port: 0) { connection in
+            let handle = Handle(channel: connection.channel)
+            accepted.withLock { $0.append(handle) }
+            handle.onError { handle, _ in
+                events.put("closed")
+                handle.destroy()
+            }
+            handle.onEof { handle in
+                events.put("closed")
+                handle.destroy()
+            }
+            handle.onRead { handle in
+                if handle.readBuffer.readableBytes > 0 { events.put("greeted") }
+                handle.consumeAll()
+            }
+        }
+        defer { server.cancel() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let node = try await Node.start(NodeConfiguration(nodeID: "dcl-dialer", binds: [], secret: DataConnTests.secret), group: group)
+        node.onLoop { context in
+            context.dialUpgrade(address: "127.0.0.1:\(server.localPort)", protocolName: "aemp-dataconn", dataConnID: "b") {
+                events.put("failed \($0)")
+            }
+        }
+        #expect(try await events.next() == "greeted")
+        await node.shutdown()
+        #expect(try await events.next() == "closed")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(events.snapshot.isEmpty)  // no failure reported after the shutdown
+        for handle in accepted.withLock({ $0 }) { handle.destroy() }
+        try await group.shutdownGracefully()
+    }
+}
