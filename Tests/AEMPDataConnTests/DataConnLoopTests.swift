@@ -9,9 +9,10 @@ import NIOPosix
 import Synchronization
 import Testing
 
-/// Which event loop a data connection lives on: a connection a node dialled lives on the node's data
-/// loop (another loop of its group), so a bulk transfer does not hold up the node's messages; an
-/// accepted one on the node's loop. The receiver and the callback run on the handle's loop.
+/// Which event loop a data connection lives on: the node's data loop (another loop of its group), so
+/// that a bulk transfer does not hold up the node's messages, whether the node dialled it or accepted
+/// it (a plain accepted one moves there after the handshake; a TLS one stays on the node's loop). The
+/// receiver and the callback run on the handle's loop.
 @Suite("DataConn: event loops")
 struct DataConnLoopTests {
     /// Where a handle turned up: whether its loop is its node's loop, and whether the code that got it
@@ -40,7 +41,7 @@ struct DataConnLoopTests {
 
     /// The client (no listeners) initiates and dials the seed: its handle is dialled, the seed's is
     /// accepted.
-    @Test func dialledConnectionsLiveOnTheDataLoopAcceptedOnesOnTheNodeLoop() async throws {
+    @Test func plainConnectionsLiveOnTheDataLoopOnBothSides() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let (seed, client) = try await Self.pair(on: group, clientListens: false)
         let remote = Inbox<Placement>()
@@ -51,7 +52,7 @@ struct DataConnLoopTests {
         }
         let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
         #expect(handle.eventLoop !== client.eventLoop)
-        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
         handle.destroy()
 
         // The callback form runs on the handle's loop too.
@@ -63,14 +64,14 @@ struct DataConnLoopTests {
             handle.destroy()
         }
         #expect(try await local.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
-        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
         await client.shutdown()
         await seed.shutdown()
         try await group.shutdownGracefully()
     }
 
-    /// A target without listeners dials back: its handle is the dialled one.
-    @Test func aTargetDiallingBackKeepsItsHandleOnItsDataLoop() async throws {
+    /// A target without listeners dials back; the initiator accepts. Early bytes survive the move.
+    @Test func aDialBackEndsOnTheDataLoopsToo() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         // The seed is the initiator (it listens); the client is the target without listeners.
         let (seed, client) = try await Self.pair(on: group, clientListens: false)
@@ -81,7 +82,7 @@ struct DataConnLoopTests {
             handle.pushWrite("hello\n")
         }
         let handle = try await seed.dataConnection(to: client.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
-        #expect(handle.eventLoop === seed.eventLoop)
+        #expect(handle.eventLoop !== seed.eventLoop)
         #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
         #expect(try await handle.read(.line()).string == "hello")
         handle.destroy()
@@ -139,6 +140,38 @@ struct DataConnLoopTests {
         try await Task.sleep(for: .milliseconds(100))
         #expect(events.snapshot.isEmpty)  // no failure reported after the shutdown
         for handle in accepted.withLock({ $0 }) { handle.destroy() }
+        try await group.shutdownGracefully()
+    }
+
+    /// A TLS connection that came in on the listener stays on the node's loop (its TLS state cannot
+    /// move); the dialling side's is on its data loop.
+    @Test func anAcceptedTLSConnectionStaysOnTheNodeLoop() async throws {
+        let certificates = try NodeCertificates.shared.get()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let seed = try await Node.start(
+            NodeConfiguration(
+                nodeID: "dcl-tls-seed-\(UInt32.random(in: 0...UInt32.max))", binds: ["127.0.0.1:0"], secret: DataConnTests.secret,
+                certificate: certificates.nodeA),
+            group: group)
+        let client = try await Node.start(
+            NodeConfiguration(
+                nodeID: "dcl-tls-client-\(UInt32.random(in: 0...UInt32.max))", binds: [], seeds: seed.listenerAddresses,
+                secret: DataConnTests.secret, certificate: certificates.nodeB),
+            group: group)
+        let remote = Inbox<Placement>()
+        let seedLoop = seed.eventLoop
+        seed.registerDataConnFunction("dcl::where") { _, _, handle in
+            remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+            handle.pushWrite("over tls\n")
+        }
+        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(10), function: "dcl::where")
+        #expect(try await handle.eventLoop.submit { handle.isTLS }.get())
+        #expect(handle.eventLoop !== client.eventLoop)
+        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        #expect(try await handle.read(.line()).string == "over tls")
+        handle.destroy()
+        await client.shutdown()
+        await seed.shutdown()
         try await group.shutdownGracefully()
     }
 }

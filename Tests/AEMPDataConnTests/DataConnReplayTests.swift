@@ -53,7 +53,8 @@ struct DataConnReplayTests {
             else { return }
             let start = ContinuousClock.now
             handle.onError { handle, _ in handle.destroy() }
-            handle.pushRead(.chunk(size)) { handle, chunk in
+            // The read callback holds the handle (as Perl's closure over $hdl does) until it is done.
+            handle.pushRead(.chunk(size)) { _, chunk in
                 let elapsed = ContinuousClock.now - start
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 context.node.send(port, ["dc_done", .int(Int64(chunk.readableBytes)), .float(seconds), 0])

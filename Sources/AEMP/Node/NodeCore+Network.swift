@@ -268,12 +268,54 @@ extension NodeCore: TransportConnectionDelegate {
                 c.close()
                 return false
             }
-            handler(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"])
+            handOverUpgrade(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"], to: handler)
             return false
         }
         let node = result.peerNodeID
         remote(node).attach(c)
         return true
+    }
+
+    /// Hands an accepted protocol upgrade connection to its handler. A plain one first moves to
+    /// ``dataLoop`` (``AEMPHandle/Handle/move(to:)``), so that a bulk transfer over it does not hold
+    /// up the node's messages; a TLS one stays on the node's loop (its TLS state cannot move).
+    private func handOverUpgrade(
+        _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, to handler: @escaping ProtocolUpgradeHandler
+    ) {
+        guard dataLoop !== eventLoop else {
+            handler(handle, result, dataConnID)
+            return
+        }
+        let bound = NIOLoopBound((self, handler), eventLoop: eventLoop)
+        let loop = eventLoop
+        // After the connection's own bookkeeping for the hand-over.
+        loop.assumeIsolatedUnsafeUnchecked().execute {
+            let (core, handler) = bound.value
+            guard !core.isShutDown else {
+                handle.destroy()
+                return
+            }
+            guard let moving = handle.move(to: core.dataLoop) else {
+                handler(handle, result, dataConnID)
+                return
+            }
+            moving.whenComplete { outcome in
+                loop.execute {
+                    let (core, handler) = bound.value
+                    switch outcome {
+                    case .success(let moved):
+                        if core.isShutDown {
+                            moved.destroy()
+                        } else {
+                            handler(moved, result, dataConnID)
+                        }
+                    case .failure(let error):
+                        core.logger.notice(
+                            "\(result.protocolName) connection from \(result.peerNodeID) lost while moving to the data loop: \(error)")
+                    }
+                }
+            }
+        }
     }
 
     func connection(_ c: TransportConnection, received message: [Value]) {

@@ -25,8 +25,8 @@ protocol TransportConnectionDelegate: AnyObject {
     /// follow). Return `false` to take the handle over (DataConn: `result.protocolName` is
     /// `aemp-dataconn`): the connection then does nothing more with the handle; no read is
     /// installed, bytes that arrived after the auth line stay in the handle's read buffer, and the
-    /// new owner must install its own `onError`/`onEof` (the connection's ones stay installed until
-    /// replaced and then ignore everything). No further delegate call follows `false`.
+    /// new owner must install its own `onError`/`onEof` and keep the handle (the connection leaves
+    /// callbacks that ignore everything and hold nothing). No further delegate call follows `false`.
     func connectionAuthenticated(_ c: TransportConnection, _ result: HandshakeResult) -> Bool
 
     /// One decoded data-phase message, in arrival order: an array whose element 0 is the
@@ -446,6 +446,11 @@ final class TransportConnection {
         guard enterDataPhase else {
             phase = .handedOver
             handle.onStartTLS(nil)
+            // Callbacks that hold nothing: the handle lives as long as its new owner keeps it (no
+            // handle → connection → handle cycle), and errors before the owner sets its own are
+            // ignored (a fatal one still destroys the handle).
+            handle.onError { _, _ in }
+            handle.onEof { _ in }
             return
         }
         if result.receiveFraming == .json {

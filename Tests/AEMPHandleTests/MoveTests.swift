@@ -1,0 +1,42 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import AEMPHandle
+
+/// `Handle.move(to:)`: a quiescent plain connection continues on another loop, nothing lost.
+@Suite("Handle moving to another loop", .timeLimit(.minutes(1)))
+struct MoveTests {
+    @Test("received bytes, buffered and stashed, come first on the new loop; then the peer's next bytes")
+    func movesWithItsBytes() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let pair = try Bench.makePair(tcp: true)
+        defer { close(pair.peer) }
+        let handle = try await Handle.make(socket: pair.handle, group: loops[0]).get()
+        // One line read and consumed, the rest of the first arrival left in the read buffer.
+        _ = Bench.writeAll(pair.peer, Array("first\nleft over ".utf8))
+        #expect(try await handle.read(.line()).string == "first")
+        let moved = try await loops[0].flatSubmit { () -> EventLoopFuture<Handle> in
+            handle.move(to: loops[1]) ?? loops[0].makeFailedFuture(HandleError(.brokenPipe, fatal: true))
+        }.get()
+        #expect(moved.eventLoop === loops[1])
+        #expect(try await loops[0].submit { handle.isDestroyed }.get())
+        _ = Bench.writeAll(pair.peer, Array("bytes\n".utf8))
+        #expect(try await moved.read(.line()).string == "left over bytes")
+        // A larger transfer after the move, read in many socket reads.
+        let bulk = [UInt8](repeating: 0x78, count: 65536)
+        _ = Bench.writeAll(pair.peer, bulk)
+        #expect(try await moved.read(.chunk(65536)).readableBytes == 65536)
+        try await moved.write("answer\n")
+        var received: [UInt8] = []
+        for _ in 0..<500 where received.count < 7 {
+            received += Bench.readAvailable(pair.peer).bytes
+            usleep(2000)
+        }
+        #expect(received == Array("answer\n".utf8))
+        moved.destroy()
+        try await group.shutdownGracefully()
+    }
+}
