@@ -14,6 +14,9 @@ import Darwin
 /// A function that receives the remote end of a data connection. Perl: the `$initfunc` of
 /// `connect_to`, called as `initfunc(@initdata, $handle)`.
 ///
+/// The connection stays open until the handle is destroyed (by you, by a fatal error, or by the
+/// peer's close once you read), whether or not you keep a reference: end it with `destroy()`.
+///
 /// It runs on the handle's event loop (`handle.eventLoop`), where the handle's callbacks are set up:
 /// the node's loop when the connection came in on this node's listener, the node's data loop (another
 /// loop of its group) when this node dialled it. The handle is quiescent: nothing is read or written
@@ -295,6 +298,8 @@ final class DataConnState {
         local.and(remote).whenComplete { result in
             switch result {
             case .success(let (localHandle, remoteHandle)):
+                localHandle.keepOpenUntilDestroyed()
+                remoteHandle.keepOpenUntilDestroyed()
                 receiver(FunctionContext(node: node, port: nil, sourceNode: node.nodeID), arguments, remoteHandle)
                 callback(localHandle)
             case .failure(let error):
@@ -350,6 +355,7 @@ final class DataConnState {
         if let initiation = initiations.removeValue(forKey: id), initiation.target == peer {
             initiation.timer?.cancel()
             initiation.dialTimer?.cancel()
+            handle.runOnLoop { handle.keepOpenUntilDestroyed() }
             initiation.callback(handle)
         } else if let expectation = expectations.removeValue(forKey: id), expectation.source == peer {
             expectation.timer?.cancel()
@@ -360,7 +366,10 @@ final class DataConnState {
             }
             let function = FunctionContext(node: context.node, port: nil, sourceNode: peer)
             let arguments = expectation.arguments
-            handle.runOnLoop { receiver(function, arguments, handle) }
+            handle.runOnLoop {
+                handle.keepOpenUntilDestroyed()
+                receiver(function, arguments, handle)
+            }
         } else {
             // A late or unknown rendezvous: nobody wants this connection.
             handle.destroy()

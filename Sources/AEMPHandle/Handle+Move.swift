@@ -53,4 +53,16 @@ extension Handle {
                 return handle
             }
     }
+
+    /// Keeps the handle, and so its connection, open until it is destroyed, even when nobody holds it
+    /// any more (the way a NIO channel stays open until closed). Loop only.
+    ///
+    /// For handles a library hands to callbacks that may well keep no reference (a DataConn
+    /// receiver): the connection then ends with ``destroy()``, a fatal error, or the peer's close
+    /// once reading, never by being let go.
+    package func keepOpenUntilDestroyed() {
+        let core = self.core
+        guard !core.destroyed else { return }
+        core.keeper = self
+    }
 }

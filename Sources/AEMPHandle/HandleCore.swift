@@ -46,6 +46,8 @@ final class HandleCore: ChannelInboundHandler {
     var onTimeout: [((Handle) -> Void)?] = [nil, nil, nil]
     /// Called instead of trapping when a fatal error has no `onError` (tests only).
     var uncaughtErrorHook: ((String) -> Void)?
+    /// The facade, held while ``Handle/keepOpenUntilDestroyed()`` asks for it; dropped by destroy.
+    var keeper: Handle?
 
     // Read side.
     var readBuffer: ByteBuffer
@@ -282,11 +284,13 @@ final class HandleCore: ChannelInboundHandler {
             if inflight > 0 {
                 let seconds = linger
                 eventLoop.assumeIsolated().scheduleTask(in: Self.amount(seconds)) { self.closeChannel() }
+                keeper = nil
                 return
             }
         }
         corked = nil
         closeChannel()
+        keeper = nil
     }
 
     func closeChannel() {

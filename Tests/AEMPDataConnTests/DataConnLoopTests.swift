@@ -174,4 +174,33 @@ struct DataConnLoopTests {
         await seed.shutdown()
         try await group.shutdownGracefully()
     }
+
+    /// A receiver that keeps no reference to its handle (its callbacks use their parameter only)
+    /// still gets the whole stream: the connection stays open until the handle is destroyed.
+    @Test func handlesStayOpenUntilDestroyedWithoutAReference() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let (seed, client) = try await Self.pair(on: group, clientListens: false)
+        let counts = Inbox<Int>()
+        seed.registerDataConnFunction("dcl::count") { _, _, handle in
+            var received = 0
+            handle.onError { handle, _ in handle.destroy() }
+            handle.onRead { handle in
+                received += handle.readBuffer.readableBytes
+                handle.consumeAll()
+                if received >= 1 << 20 {
+                    counts.put(received)
+                    handle.destroy()
+                }
+            }
+        }
+        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::count")
+        try await Task.sleep(for: .milliseconds(50))  // time for a wrongly released handle to close
+        try await handle.write(ByteBuffer(repeating: 0x61, count: 1 << 20))
+        #expect(try await counts.next() == 1 << 20)
+        // The receiver destroyed its end: this end reads the close.
+        await #expect(throws: HandleError.self) { _ = try await handle.read(.chunk(1)) }
+        await client.shutdown()
+        await seed.shutdown()
+        try await group.shutdownGracefully()
+    }
 }
