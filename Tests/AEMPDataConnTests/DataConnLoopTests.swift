@@ -39,69 +39,77 @@ struct DataConnLoopTests {
         return (seed, client)
     }
 
-    /// The client (no listeners) initiates and dials the seed: its handle is dialled, the seed's is
-    /// accepted.
-    @Test func plainConnectionsLiveOnTheDataLoopOnBothSides() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let (seed, client) = try await Self.pair(on: group, clientListens: false)
-        let remote = Inbox<Placement>()
-        let seedLoop = seed.eventLoop
-        seed.registerDataConnFunction("dcl::where") { _, _, handle in
-            remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
-            handle.destroy()
+    /// Runs `body` with a listening seed and a client without listeners on a group of `threads`
+    /// loops, and shuts all of it down afterwards.
+    static func withPair(threads: Int = 2, _ body: (_ seed: Node, _ client: Node) async throws -> Void) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let (seed, client) = try await pair(on: group, clientListens: false)
+        var failure: (any Error)?
+        do {
+            try await body(seed, client)
+        } catch {
+            failure = error
         }
-        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
-        #expect(handle.eventLoop !== client.eventLoop)
-        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
-        handle.destroy()
-
-        // The callback form runs on the handle's loop too.
-        let local = Inbox<Placement>()
-        let caller = client.port { _, _ in }
-        let clientLoop = client.eventLoop
-        client.connectData(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where", port: caller) { handle in
-            local.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
-            handle.destroy()
-        }
-        #expect(try await local.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
-        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
         await client.shutdown()
         await seed.shutdown()
         try await group.shutdownGracefully()
+        if let failure { throw failure }
+    }
+
+    /// The client (no listeners) initiates and dials the seed: its handle is dialled, the seed's is
+    /// accepted.
+    @Test func plainConnectionsLiveOnTheDataLoopOnBothSides() async throws {
+        try await Self.withPair { seed, client in
+            let remote = Inbox<Placement>()
+            let seedLoop = seed.eventLoop
+            seed.registerDataConnFunction("dcl::where") { _, _, handle in
+                remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                handle.destroy()
+            }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+            #expect(handle.eventLoop !== client.eventLoop)
+            #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+            handle.destroy()
+
+            // The callback form runs on the handle's loop too.
+            let local = Inbox<Placement>()
+            let caller = client.port { _, _ in }
+            let clientLoop = client.eventLoop
+            client.connectData(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where", port: caller) { handle in
+                local.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                handle.destroy()
+            }
+            #expect(try await local.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+            #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+        }
     }
 
     /// A target without listeners dials back; the initiator accepts. Early bytes survive the move.
     @Test func aDialBackEndsOnTheDataLoopsToo() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        // The seed is the initiator (it listens); the client is the target without listeners.
-        let (seed, client) = try await Self.pair(on: group, clientListens: false)
-        let remote = Inbox<Placement>()
-        let clientLoop = client.eventLoop
-        client.registerDataConnFunction("dcl::where") { _, _, handle in
-            remote.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
-            handle.pushWrite("hello\n")
+        // The seed (it listens) initiates; the client, the target, has no listeners and dials back.
+        try await Self.withPair { seed, client in
+            let remote = Inbox<Placement>()
+            let clientLoop = client.eventLoop
+            client.registerDataConnFunction("dcl::where") { _, _, handle in
+                remote.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                handle.pushWrite("hello\n")
+            }
+            let handle = try await seed.dataConnection(to: client.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+            #expect(handle.eventLoop !== seed.eventLoop)
+            #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
+            #expect(try await handle.read(.line()).string == "hello")
+            handle.destroy()
         }
-        let handle = try await seed.dataConnection(to: client.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
-        #expect(handle.eventLoop !== seed.eventLoop)
-        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
-        #expect(try await handle.read(.line()).string == "hello")
-        handle.destroy()
-        await client.shutdown()
-        await seed.shutdown()
-        try await group.shutdownGracefully()
     }
 
     /// With one loop in the group there is no other loop: everything stays on the node's loop.
     @Test func aGroupOfOneLoopKeepsEverythingOnTheNodeLoop() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let (seed, client) = try await Self.pair(on: group, clientListens: false)
-        seed.registerDataConnFunction("dcl::where") { _, _, handle in handle.destroy() }
-        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
-        #expect(handle.eventLoop === client.eventLoop)
-        handle.destroy()
-        await client.shutdown()
-        await seed.shutdown()
-        try await group.shutdownGracefully()
+        try await Self.withPair(threads: 1) { seed, client in
+            seed.registerDataConnFunction("dcl::where") { _, _, handle in handle.destroy() }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+            #expect(handle.eventLoop === client.eventLoop)
+            handle.destroy()
+        }
     }
 
     /// Shutting a node down stops its upgrade dials on the data loop: the half-done handshake's
@@ -178,29 +186,26 @@ struct DataConnLoopTests {
     /// A receiver that keeps no reference to its handle (its callbacks use their parameter only)
     /// still gets the whole stream: the connection stays open until the handle is destroyed.
     @Test func handlesStayOpenUntilDestroyedWithoutAReference() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let (seed, client) = try await Self.pair(on: group, clientListens: false)
-        let counts = Inbox<Int>()
-        seed.registerDataConnFunction("dcl::count") { _, _, handle in
-            var received = 0
-            handle.onError { handle, _ in handle.destroy() }
-            handle.onRead { handle in
-                received += handle.readBuffer.readableBytes
-                handle.consumeAll()
-                if received >= 1 << 20 {
-                    counts.put(received)
-                    handle.destroy()
+        try await Self.withPair { seed, client in
+            let counts = Inbox<Int>()
+            seed.registerDataConnFunction("dcl::count") { _, _, handle in
+                var received = 0
+                handle.onError { handle, _ in handle.destroy() }
+                handle.onRead { handle in
+                    received += handle.readBuffer.readableBytes
+                    handle.consumeAll()
+                    if received >= 1 << 20 {
+                        counts.put(received)
+                        handle.destroy()
+                    }
                 }
             }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::count")
+            try await Task.sleep(for: .milliseconds(50))  // time for a wrongly released handle to close
+            try await handle.write(ByteBuffer(repeating: 0x61, count: 1 << 20))
+            #expect(try await counts.next() == 1 << 20)
+            // The receiver destroyed its end: this end reads the close.
+            await #expect(throws: HandleError.self) { _ = try await handle.read(.chunk(1)) }
         }
-        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::count")
-        try await Task.sleep(for: .milliseconds(50))  // time for a wrongly released handle to close
-        try await handle.write(ByteBuffer(repeating: 0x61, count: 1 << 20))
-        #expect(try await counts.next() == 1 << 20)
-        // The receiver destroyed its end: this end reads the close.
-        await #expect(throws: HandleError.self) { _ = try await handle.read(.chunk(1)) }
-        await client.shutdown()
-        await seed.shutdown()
-        try await group.shutdownGracefully()
     }
 }
