@@ -18,10 +18,9 @@ import Darwin
 /// peer's close once you read), whether or not you keep a reference: end it with `destroy()`.
 ///
 /// It runs on the handle's event loop (`handle.eventLoop`), where the handle's callbacks are set up:
-/// the node's loop when the connection came in on this node's listener, the node's data loop (another
-/// loop of its group) when this node dialled it. The handle is quiescent: nothing is read or written
-/// and no callback is set until the function sets them up (set at least `onError`). TLS is already
-/// active when the nodes use TLS.
+/// the node's data loop (another loop of its group; the node's own loop in a group of one). The
+/// handle is quiescent: nothing is read or written and no callback is set until the function sets
+/// them up (set at least `onError`). TLS is already active when the nodes use TLS.
 public typealias DataConnReceiver = @Sendable (FunctionContext, [Value], Handle) -> Void
 
 /// Why a data connection could not be made. The calling port is killed with

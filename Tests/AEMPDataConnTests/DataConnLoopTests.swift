@@ -11,8 +11,8 @@ import Testing
 
 /// Which event loop a data connection lives on: the node's data loop (another loop of its group), so
 /// that a bulk transfer does not hold up the node's messages, whether the node dialled it or accepted
-/// it (a plain accepted one moves there after the handshake; a TLS one stays on the node's loop). The
-/// receiver and the callback run on the handle's loop.
+/// it (an accepted one moves there after the peer's greeting). The receiver and the callback run on
+/// the handle's loop.
 @Suite("DataConn: event loops")
 struct DataConnLoopTests {
     /// Where a handle turned up: whether its loop is its node's loop, and whether the code that got it
@@ -151,9 +151,9 @@ struct DataConnLoopTests {
         try await group.shutdownGracefully()
     }
 
-    /// A TLS connection that came in on the listener stays on the node's loop (its TLS state cannot
-    /// move); the dialling side's is on its data loop.
-    @Test func anAcceptedTLSConnectionStaysOnTheNodeLoop() async throws {
+    /// A TLS connection that came in on the listener moves to the data loop after the peer's
+    /// greeting, before TLS starts: its TLS state is made there.
+    @Test func anAcceptedTLSConnectionMovesBeforeTLSStarts() async throws {
         let certificates = try NodeCertificates.shared.get()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let seed = try await Node.start(
@@ -169,13 +169,14 @@ struct DataConnLoopTests {
         let remote = Inbox<Placement>()
         let seedLoop = seed.eventLoop
         seed.registerDataConnFunction("dcl::where") { _, _, handle in
+            #expect(handle.isTLS)
             remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
             handle.pushWrite("over tls\n")
         }
         let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(10), function: "dcl::where")
         #expect(try await handle.eventLoop.submit { handle.isTLS }.get())
         #expect(handle.eventLoop !== client.eventLoop)
-        #expect(try await remote.next() == Placement(onNodeLoop: true, ranOnHandleLoop: true))
+        #expect(try await remote.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
         #expect(try await handle.read(.line()).string == "over tls")
         handle.destroy()
         await client.shutdown()

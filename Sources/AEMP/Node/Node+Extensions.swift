@@ -47,8 +47,9 @@ package struct NodeExtensionContext: @unchecked Sendable {
 
     /// Registers the receiver of authenticated connections whose greeting names `protocolName`
     /// (spec §3.3 step 2). It gets the connection's handle, quiescent, with any buffered bytes, the
-    /// handshake result and the rendezvous ID, on the node's loop. The handle lives on the node's loop
-    /// when the connection was accepted, on the node's data loop when this node dialled it.
+    /// handshake result and the rendezvous ID, on the node's loop. The handle lives on the node's data
+    /// loop: a dialled connection is made there, an accepted one moves there after the peer's
+    /// greeting (or, when it could not move then, after the handshake if it is plain).
     package func registerUpgrade(
         _ protocolName: String, _ handler: @escaping (Handle, HandshakeResult, _ dataConnID: String?) -> Void
     ) {

@@ -257,6 +257,39 @@ extension NodeCore: TransportConnectionDelegate {
         }
     }
 
+    /// An accepted connection asking for a protocol upgrade this node serves (DataConn) moves to
+    /// ``dataLoop`` right after the peer's greeting, before TLS starts: its handshake, its TLS state
+    /// and the data connection then live there (``UpgradeDial/adopt(_:_:)``).
+    func connection(_ c: TransportConnection, moveAfterGreeting greeting: Greeting)
+        -> (loop: any EventLoop, resume: @Sendable (TransportConnection.Resumption, Result<Handle, any Error>) -> Void)?
+    {
+        let key = ObjectIdentifier(c)
+        guard dataLoop !== eventLoop, greeting.protocolName != Greeting.aemp,
+            upgradeHandlers[greeting.protocolName] != nil, case .accepted? = pending[key]?.1
+        else { return nil }
+        dialCounter &+= 1
+        let accepted = UpgradeDial(key: dialCounter, core: self, loop: dataLoop)
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let logger = self.logger
+        let label = "\(greeting.protocolName) connection from \(greeting.nodeID)"
+        return (dataLoop, { state, outcome in
+            // On the data loop. The registration hop runs before any outcome of the handshake's.
+            bound.eventLoop.execute {
+                let core = bound.value
+                core.pending[key] = nil
+                guard !core.isShutDown else {
+                    accepted.loop.execute { accepted.cancel() }
+                    return
+                }
+                core.upgradeDials[accepted.key] = (accepted, { logger.notice("\(label) failed: \($0)") })
+            }
+            switch outcome {
+            case .success(let handle): accepted.adopt(state, handle)
+            case .failure(let error): accepted.lost("moving to the data loop failed: \(error)")
+            }
+        })
+    }
+
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool {
         remotes[node]?.isUp ?? false
     }
@@ -276,9 +309,10 @@ extension NodeCore: TransportConnectionDelegate {
         return true
     }
 
-    /// Hands an accepted protocol upgrade connection to its handler. A plain one first moves to
-    /// ``dataLoop`` (``AEMPHandle/Handle/move(to:)``), so that a bulk transfer over it does not hold
-    /// up the node's messages; a TLS one stays on the node's loop (its TLS state cannot move).
+    /// Hands an accepted protocol upgrade connection whose handshake stayed on the node's loop (it
+    /// could not move after the greeting) to its handler. A plain one first moves to ``dataLoop``
+    /// (``AEMPHandle/Handle/move(to:)``), so that a bulk transfer over it does not hold up the node's
+    /// messages; a TLS one stays (its TLS state cannot move).
     private func handOverUpgrade(
         _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, to handler: @escaping ProtocolUpgradeHandler
     ) {

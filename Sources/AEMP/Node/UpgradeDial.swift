@@ -3,10 +3,11 @@ import AEMPHandle
 import AEMPSocket
 import NIOCore
 
-/// A protocol upgrade dial (DataConn, spec §9.1) that runs on a loop of the node's group other than
-/// the node's own (``NodeCore/dataLoop``): the connect, the handshake, TLS and then the data
-/// connection itself live there, so a bulk transfer over it never holds up the node's messages. Only
-/// the outcome goes to the node's loop (``NodeCore/upgradeDialEnded(_:_:)``).
+/// A protocol upgrade connection (DataConn, spec §9.1) on a loop of the node's group other than the
+/// node's own (``NodeCore/dataLoop``): one this node dials (connect, handshake, TLS), or one accepted
+/// on the node's listener whose handshake moved here after the peer's greeting (``adopt(_:_:)``).
+/// The data connection then lives there, so a bulk transfer over it never holds up the node's
+/// messages. Only the outcome goes to the node's loop (``NodeCore/upgradeDialEnded(_:_:)``).
 ///
 /// Created on the node's loop; afterwards everything but the constants runs on `loop`.
 final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
@@ -14,15 +15,21 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
     /// error text (connect error or handshake failure).
     typealias Outcome = Result<(handle: Handle, result: HandshakeResult, dataConnID: String?), UpgradeDialFailure>
 
+    /// What a dial needs (`nil` for a connection accepted on the node's loop whose handshake moved
+    /// here, see ``adopt(_:_:)``).
+    private struct Dial {
+        let address: String
+        let configuration: HandshakeConfiguration
+        let tls: TLSContext?
+        let protocolName: String
+        let dataConnID: String
+        let handshakeTimeout: Duration
+    }
+
     let key: UInt64
     let loop: any EventLoop
     private let core: NIOLoopBound<NodeCore>
-    private let address: String
-    private let configuration: HandshakeConfiguration
-    private let tls: TLSContext?
-    private let protocolName: String
-    private let dataConnID: String
-    private let handshakeTimeout: Duration
+    private let dial: Dial?
 
     // On `loop` only.
     private var guardian: TCPConnectGuard?
@@ -33,12 +40,32 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.key = key
         self.loop = loop
         self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
-        self.address = address
-        self.configuration = core.handshakeConfiguration
-        self.tls = core.tlsContext
-        self.protocolName = protocolName
-        self.dataConnID = dataConnID
-        self.handshakeTimeout = core.configuration.monitorTimeout
+        self.dial = Dial(
+            address: address, configuration: core.handshakeConfiguration, tls: core.tlsContext,
+            protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout)
+    }
+
+    /// For an accepted connection whose handshake moves to `loop` (``adopt(_:_:)``). Node's loop.
+    init(key: UInt64, core: NodeCore, loop: any EventLoop) {
+        self.key = key
+        self.loop = loop
+        self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
+        self.dial = nil
+    }
+
+    /// Goes on with a handshake that moved here with its handle. Loop only.
+    func adopt(_ state: TransportConnection.Resumption, _ handle: Handle) {
+        guard !ended else {
+            handle.destroy()
+            return
+        }
+        connection = TransportConnection(resuming: state, handle: handle, delegate: self)
+    }
+
+    /// The handle could not be adopted here: the connection is lost. Loop only.
+    func lost(_ message: String) {
+        guard !ended else { return }
+        end(.failure(UpgradeDialFailure(message: message)))
     }
 
     /// Connects to `host`/`port` on ``loop``.
@@ -68,14 +95,14 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
             outcome.connection?.channel.close(promise: nil)
             return
         }
-        guard let channel = outcome.connection?.channel else {
+        guard let dial, let channel = outcome.connection?.channel else {
             end(.failure(UpgradeDialFailure(message: outcome.error.map { "\($0)" } ?? "connect failed")))
             return
         }
         let connection = TransportConnection(
-            handle: Handle(channel: channel), configuration: configuration, tls: tls,
-            direction: .dialled(address: address), protocolName: protocolName, dataConnID: dataConnID,
-            handshakeTimeout: handshakeTimeout, delegate: self)
+            handle: Handle(channel: channel), configuration: dial.configuration, tls: dial.tls,
+            direction: .dialled(address: dial.address), protocolName: dial.protocolName, dataConnID: dial.dataConnID,
+            handshakeTimeout: dial.handshakeTimeout, delegate: self)
         self.connection = connection
         connection.start()
     }

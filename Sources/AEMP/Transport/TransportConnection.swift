@@ -14,6 +14,17 @@ protocol TransportConnectionDelegate: AnyObject {
     /// map a seed address to a node ID. The node ID is not authenticated yet.
     func connection(_ c: TransportConnection, greetedBy greeting: Greeting)
 
+    /// Where the rest of the handshake (TLS included) and the connection should run, asked right
+    /// after ``connection(_:greetedBy:)``: `nil` keeps it here. Given a loop, the connection moves its
+    /// handle there (``AEMPHandle/Handle/move(to:)``) and hands the handshake state to `resume`,
+    /// which runs on that loop and must create the connection that goes on there
+    /// (``TransportConnection/init(resuming:handle:delegate:)``), or learns that the new loop could
+    /// not adopt the socket (the connection is lost then). This connection ends without a further
+    /// delegate call. When the handle cannot move (bytes still queued for writing), the handshake
+    /// goes on here and `resume` is not called.
+    func connection(_ c: TransportConnection, moveAfterGreeting greeting: Greeting)
+        -> (loop: any EventLoop, resume: @Sendable (TransportConnection.Resumption, Result<Handle, any Error>) -> Void)?
+
     /// Whether a working connection to `node` already exists (spec §3.3 step 5; asked for `aemp`
     /// connections only). Returning `true` refuses the handshake.
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool
@@ -43,6 +54,15 @@ protocol TransportConnectionDelegate: AnyObject {
     /// reached. Called at most once, never after ``TransportConnection/close()`` and never after a
     /// DataConn hand-over.
     func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool)
+}
+
+extension TransportConnectionDelegate {
+    /// By default a handshake stays on its loop.
+    func connection(_ c: TransportConnection, moveAfterGreeting greeting: Greeting)
+        -> (loop: any EventLoop, resume: @Sendable (TransportConnection.Resumption, Result<Handle, any Error>) -> Void)?
+    {
+        nil
+    }
 }
 
 /// Why ``TransportConnection/send(portName:_:)`` wrote nothing.
@@ -222,6 +242,35 @@ final class TransportConnection {
         self.machine = machine
     }
 
+    /// A handshake in progress, as it moves to another loop: the machine, the line reader's scan
+    /// state, the directives not performed yet and the settings.
+    struct Resumption: Sendable {
+        let configuration: HandshakeConfiguration
+        let tls: TLSContext?
+        let direction: Direction
+        let handshakeTimeout: Duration
+        let machine: HandshakeStateMachine
+        let lineReader: HandshakeLineReader
+        let peerGreeting: Greeting?
+        let pending: [HandshakeStateMachine.Directive]
+    }
+
+    /// Creates the connection that goes on with a moved handshake on `handle` (already on its new
+    /// loop, holding the bytes received so far); it resumes at once. Loop of `handle` only.
+    convenience init(resuming state: Resumption, handle: Handle, delegate: any TransportConnectionDelegate) {
+        self.init(
+            handle: handle, configuration: state.configuration, tls: state.tls, direction: state.direction,
+            handshakeTimeout: state.handshakeTimeout, delegate: delegate, machine: state.machine)
+        lineReader = state.lineReader
+        peerGreeting = state.peerGreeting
+        phase = .handshaking
+        installHandshakeCallbacks()
+        perform(state.pending)
+        // TLS may be starting now (the peer's greeting asked for it): the reads go on meanwhile.
+        guard phase == .handshaking || phase == .startingTLS else { return }
+        handle.onRead { [self] _ in readable() }
+    }
+
     /// The protocol this side speaks: `aemp`, or the upgrade the peer asked for (`aemp-dataconn`).
     var protocolName: String { machine.protocolName }
 
@@ -243,15 +292,7 @@ final class TransportConnection {
     func start() {
         guard phase == .idle else { return }
         phase = .handshaking
-        handle.setNoDelay(configuration.nodelay)
-        handle.setKeepalive(true)
-        handle.autocork = configuration.autocork
-        handle.readBufferMax = HandshakeLineReader.maximumBufferedBytes
-        handle.onError { [self] _, error in handleError(error) }
-        handle.onEof { [self] _ in handleEndOfFile() }
-        handle.onTimeout(.read) { [self] _ in handshakeTimedOut() }
-        handle.resetTimeout(.read)
-        handle.setTimeout(Self.seconds(handshakeTimeout), kind: .read)
+        installHandshakeCallbacks()
         if phase != .handshaking { return }
         perform(machine.start())
         if phase != .handshaking { return }
@@ -359,6 +400,19 @@ final class TransportConnection {
         }
     }
 
+    /// The handle's options and callbacks for the handshake (also after a move).
+    private func installHandshakeCallbacks() {
+        handle.setNoDelay(configuration.nodelay)
+        handle.setKeepalive(true)
+        handle.autocork = configuration.autocork
+        handle.readBufferMax = HandshakeLineReader.maximumBufferedBytes
+        handle.onError { [self] _, error in handleError(error) }
+        handle.onEof { [self] _ in handleEndOfFile() }
+        handle.onTimeout(.read) { [self] _ in handshakeTimedOut() }
+        handle.resetTimeout(.read)
+        handle.setTimeout(Self.seconds(handshakeTimeout), kind: .read)
+    }
+
     /// Feeds complete handshake lines from the read buffer to the machine (each byte scanned once).
     private func runHandshake() {
         while phase == .handshaking {
@@ -378,7 +432,7 @@ final class TransportConnection {
     }
 
     private func perform(_ directives: [HandshakeStateMachine.Directive]) {
-        for directive in directives {
+        for (index, directive) in directives.enumerated() {
             guard phase == .handshaking else { return }
             switch directive {
             case .send(let text):
@@ -386,6 +440,12 @@ final class TransportConnection {
             case .peerGreeted(let greeting):
                 peerGreeting = greeting
                 delegate?.connection(self, greetedBy: greeting)
+                guard phase == .handshaking else { return }
+                if let target = delegate?.connection(self, moveAfterGreeting: greeting),
+                    move(to: target.loop, pending: Array(directives[(index + 1)...]), resume: target.resume)
+                {
+                    return
+                }
             case .startTLS(let role):
                 startTLS(role)
             case .authenticated(let result):
@@ -394,6 +454,27 @@ final class TransportConnection {
                 finish(error.message)
             }
         }
+    }
+
+    /// Moves the handshake to `loop` (see ``TransportConnectionDelegate/connection(_:moveAfterGreeting:)``).
+    /// Returns `false` when the handle cannot move; the handshake then goes on here.
+    private func move(
+        to loop: any EventLoop, pending: [HandshakeStateMachine.Directive],
+        resume: @escaping @Sendable (Resumption, Result<Handle, any Error>) -> Void
+    ) -> Bool {
+        let state = Resumption(
+            configuration: configuration, tls: tls, direction: direction, handshakeTimeout: handshakeTimeout,
+            machine: machine, lineReader: lineReader, peerGreeting: peerGreeting, pending: pending)
+        detach()
+        guard let moving = handle.move(to: loop) else {
+            // Still here: put the handshake's callbacks back.
+            handle.onTimeout(.read) { [self] _ in handshakeTimedOut() }
+            handle.onRead { [self] _ in readable() }
+            return false
+        }
+        phase = .ended
+        moving.whenComplete { outcome in resume(state, outcome) }
+        return true
     }
 
     private func startTLS(_ role: TLSRole) {
