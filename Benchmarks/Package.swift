@@ -46,6 +46,7 @@ let package = Package(
                 .product(name: "AEMPDataConn", package: "swift-aemp"),
                 .product(name: "AEMPHandle", package: "swift-aemp"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "DataConnBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]

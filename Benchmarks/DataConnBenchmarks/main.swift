@@ -17,16 +17,33 @@
 // default 1048576), DATACONN_BENCH_PAUSE_US (µs between passes, default 5),
 // DATACONN_BENCH_WRITER=async (write from a task with `try await handle.write`, as `aemp sendfile`
 // does, in DATACONN_BENCH_CHUNK-byte writes, default 1 MiB), DATACONN_BENCH_TRACE=1 (both processes:
-// each round trip's two legs and event-loop timer lateness over 5 ms, on stderr).
+// each round trip's two legs and event-loop timer lateness over 5 ms, on stderr),
+// DATACONN_BENCH_DATA_NICE=N (both processes: data connections on a dedicated thread at nice N).
 import AEMP
 import AEMPCodecs
 import AEMPDataConn
 import AEMPHandle
 import Foundation
 import NIOCore
+import NIOPosix
 import Synchronization
 
 let secret = "dataconn-bench-secret"
+/// DATACONN_BENCH_DATA_NICE=N: both nodes get a dedicated one-thread data group whose thread runs
+/// at nice N (Linux), so the node loops get a core first while the bulk keeps both cores busy.
+func makeDataGroup() async throws -> (any EventLoopGroup)? {
+    guard let text = ProcessInfo.processInfo.environment["DATACONN_BENCH_DATA_NICE"], let nice = Int32(text) else {
+        return nil
+    }
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    try await group.next().submit {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)  // Linux: who 0 is the calling thread
+        #endif
+    }.get()
+    return group
+}
+
 /// DATACONN_BENCH_TRACE=1: the drive prints each round trip's two legs to stderr.
 let asyncChunk = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_CHUNK"] ?? "") ?? (1 << 20)
 let trace = ProcessInfo.processInfo.environment["DATACONN_BENCH_TRACE"] == "1"
@@ -70,7 +87,8 @@ func serve(certificate: String?) async throws -> Never {
     let node = try await Node.start(
         NodeConfiguration(
             nodeID: serveNode, binds: ["127.0.0.1:\(port)"], seeds: ["127.0.0.1:\(port)"], secret: secret,
-            certificate: certificate))
+            certificate: certificate),
+        dataGroup: try await makeDataGroup())
     // bench::sink(total, replyPort, handle): counts bytes, reports when all arrived.
     node.registerDataConnFunction("bench::sink") { context, arguments, handle in
         guard let total = arguments.first?.intValue, let reply = arguments.dropFirst().first?.stringValue.flatMap(PortID.init)
@@ -272,7 +290,8 @@ func drive(mebibytes: Int, certificate: String?) async throws {
     let total = mebibytes << 20
     let node = try await Node.start(
         NodeConfiguration(
-            nodeID: "dc-bench-drive", binds: [], seeds: ["127.0.0.1:\(port)"], secret: secret, certificate: certificate))
+            nodeID: "dc-bench-drive", binds: [], seeds: ["127.0.0.1:\(port)"], secret: secret, certificate: certificate),
+        dataGroup: try await makeDataGroup())
     let target = NodeID(serveNode)!
     let deadline = ContinuousClock.now + .seconds(20)
     while await node.state(of: target) != .up {

@@ -22,15 +22,17 @@ struct DataConnLoopTests {
         var ranOnHandleLoop: Bool
     }
 
-    static func pair(on group: any EventLoopGroup, clientListens: Bool) async throws -> (seed: Node, client: Node) {
+    static func pair(
+        on group: any EventLoopGroup, dataGroup: (any EventLoopGroup)? = nil, clientListens: Bool
+    ) async throws -> (seed: Node, client: Node) {
         let seed = try await Node.start(
             NodeConfiguration(nodeID: "dcl-seed-\(UInt32.random(in: 0...UInt32.max))", binds: ["127.0.0.1:0"], secret: DataConnTests.secret),
-            group: group)
+            group: group, dataGroup: dataGroup)
         let client = try await Node.start(
             NodeConfiguration(
                 nodeID: "dcl-client-\(UInt32.random(in: 0...UInt32.max))", binds: clientListens ? ["127.0.0.1:0"] : [],
                 seeds: seed.listenerAddresses, secret: DataConnTests.secret),
-            group: group)
+            group: group, dataGroup: dataGroup)
         let deadline = ContinuousClock.now + .seconds(10)
         while await client.state(of: seed.nodeID) != .up {
             if ContinuousClock.now > deadline { throw InboxTimeout(timeout: .seconds(10)) }
@@ -208,5 +210,26 @@ struct DataConnLoopTests {
             // The receiver destroyed its end: this end reads the close.
             await #expect(throws: HandleError.self) { _ = try await handle.read(.chunk(1)) }
         }
+    }
+
+    /// A data group given to `Node.start` holds the data connections of both sides.
+    @Test func aDataGroupHoldsTheDataConnections() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let dataGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let dataLoop = dataGroup.next()
+        let (seed, client) = try await Self.pair(on: group, dataGroup: dataGroup, clientListens: false)
+        let remote = Inbox<Bool>()
+        seed.registerDataConnFunction("dcl::where") { _, _, handle in
+            remote.put(handle.eventLoop === dataLoop && handle.eventLoop.inEventLoop)
+            handle.destroy()
+        }
+        let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+        #expect(handle.eventLoop === dataLoop)
+        #expect(try await remote.next())
+        handle.destroy()
+        await client.shutdown()
+        await seed.shutdown()
+        try await group.shutdownGracefully()
+        try await dataGroup.shutdownGracefully()
     }
 }

@@ -58,8 +58,11 @@ public final class Node: Sendable {
     ///
     /// - Parameters:
     ///   - configuration: the node's settings (spec §10).
-    ///   - group: where to find the node's event loop. Data connections (AEMPDataConn) that this node
-    ///     dials live on another loop of the group when it has more than one.
+    ///   - group: where to find the node's event loop.
+    ///   - dataGroup: where data connections (AEMPDataConn) live; `nil` (the default) takes the next
+    ///     loop of `group` (the node's own loop in a group of one). A dedicated group lets you treat
+    ///     bulk transfers apart, e.g. run its threads at a lower priority so that the node's loop gets
+    ///     a core at once when messages arrive while both cores move data.
     ///   - logger: where node up/down, connection errors and seed activity are logged (never message
     ///     contents or secrets).
     /// - Returns: the running node.
@@ -67,6 +70,7 @@ public final class Node: Sendable {
     public static func start(
         _ configuration: NodeConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        dataGroup: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "aemp.node")
     ) async throws -> Node {
         let runiq = RemoteUnique.generate()
@@ -83,10 +87,10 @@ public final class Node: Sendable {
         }
         let names = PortNameGenerator(nodeIDRandomised: identity.randomised, runiq: runiq)
         let loop = group.next()
-        // Data connections this node dials go to the next loop of the group (the same one in a group
-        // of one loop).
-        let next = group.next()
-        let dataLoop = next === loop ? group.next() : next
+        // Data connections go to the data group, or to the next loop of the group (the same one in a
+        // group of one loop).
+        let next = dataGroup?.next() ?? group.next()
+        let dataLoop = next === loop && dataGroup == nil ? group.next() : next
         return try await loop.submit {
             let core = NodeCore(
                 nodeID: identity.nodeID, eventLoop: loop, dataLoop: dataLoop, configuration: configuration,

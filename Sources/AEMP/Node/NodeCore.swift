@@ -37,8 +37,9 @@ final class LocalPort {
 final class NodeCore {
     let nodeID: NodeID
     let eventLoop: any EventLoop
-    /// Where the data connections this node dials live: another loop of the node's group when it has
-    /// one, so that a bulk transfer does not hold up the node's messages; else ``eventLoop``.
+    /// Where the node's data connections live: a loop of the data group given to `Node.start`, else
+    /// another loop of the node's group when it has one, so that a bulk transfer does not hold up the
+    /// node's messages; else ``eventLoop``.
     let dataLoop: any EventLoop
     var configuration: NodeConfiguration
     var logger: Logger
