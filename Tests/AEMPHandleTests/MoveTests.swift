@@ -39,4 +39,40 @@ struct MoveTests {
         moved.destroy()
         try await group.shutdownGracefully()
     }
+
+    @Test("a handle with writes still queued, or past the end of the stream, stays where it is")
+    func refusesWhenItCannotMove() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let pair = try Bench.makePair(tcp: true)
+        let handle = try await Handle.make(socket: pair.handle, group: loops[0]).get()
+        // The peer reads nothing: 16 MiB cannot all go into the socket.
+        handle.pushWrite(ByteBuffer(repeating: 0x41, count: 16 << 20))
+        let queued = try await loops[0].submit { handle.writeBufferLength }.get()
+        #expect(queued > 0)
+        let moved = try await loops[0].submit { handle.move(to: loops[1]) == nil }.get()
+        #expect(moved)
+        #expect(try await loops[0].submit { handle.isDestroyed }.get() == false)
+        handle.destroy()
+
+        // After the peer's end of file (seen through onEof, so the handle lives on).
+        let other = try Bench.makePair(tcp: true)
+        let eof = Collector()
+        let reader = try await Handle.make(socket: other.handle, group: loops[0]) {
+            var options = HandleOptions()
+            options.onEof = { _ in eof.add("eof") }
+            options.onRead = { $0.consumeAll() }
+            return options
+        }.get()
+        _ = Bench.writeAll(other.peer, Array("last\n".utf8))
+        shutdown(other.peer, Int32(SHUT_WR))
+        for _ in 0..<500 where eof.all.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(eof.all == ["eof"])
+        let stays = try await loops[0].submit { (reader.move(to: loops[1]) == nil, reader.isDestroyed) }.get()
+        #expect(stays == (true, false))
+        reader.destroy()
+        close(pair.peer)
+        close(other.peer)
+        try await group.shutdownGracefully()
+    }
 }
