@@ -290,7 +290,8 @@ final class DataConnState {
             context.kill(port, reason: .dataConn("socketpair: \(String(cString: strerror(errno)))"))
             return
         }
-        let loop = context.eventLoop
+        // On the data loop, like every data connection: the receiver and callback run there.
+        let loop = context.dataLoop
         let local = Handle.make(socket: fds[0], group: loop)
         let remote = Handle.make(socket: fds[1], group: loop)
         let node = context.node

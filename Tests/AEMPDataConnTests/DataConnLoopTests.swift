@@ -9,6 +9,10 @@ import NIOPosix
 import Synchronization
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Which event loop a data connection lives on: the node's data loop (another loop of its group), so
 /// that a bulk transfer does not hold up the node's messages, whether the node dialled it or accepted
 /// it (an accepted one moves there after the peer's greeting). The receiver and the callback run on
@@ -43,9 +47,11 @@ struct DataConnLoopTests {
 
     /// Runs `body` with a listening seed and a client without listeners on a group of `threads`
     /// loops, and shuts all of it down afterwards.
-    static func withPair(threads: Int = 2, _ body: (_ seed: Node, _ client: Node) async throws -> Void) async throws {
+    static func withPair(
+        threads: Int = 2, dataOnTheNodeGroup: Bool = false, _ body: (_ seed: Node, _ client: Node) async throws -> Void
+    ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let (seed, client) = try await pair(on: group, clientListens: false)
+        let (seed, client) = try await pair(on: group, dataGroup: dataOnTheNodeGroup ? group : nil, clientListens: false)
         var failure: (any Error)?
         do {
             try await body(seed, client)
@@ -104,9 +110,41 @@ struct DataConnLoopTests {
         }
     }
 
-    /// With one loop in the group there is no other loop: everything stays on the node's loop.
+    /// By default data connections live on the process's background data group, on both sides.
+    @Test func byDefaultTheDataGroupIsTheBackgroundOne() async throws {
+        let shared = Array(Node.defaultDataGroup.makeIterator())
+        try await Self.withPair { seed, client in
+            let remote = Inbox<Bool>()
+            seed.registerDataConnFunction("dcl::where") { _, _, handle in
+                remote.put(shared.contains { $0 === handle.eventLoop })
+                handle.destroy()
+            }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+            #expect(shared.contains { $0 === handle.eventLoop })
+            #expect(try await remote.next())
+            #if os(Linux)
+            #expect(try await handle.eventLoop.submit { sched_getscheduler(0) }.get() == 5)  // SCHED_IDLE
+            #endif
+            handle.destroy()
+        }
+    }
+
+    /// The node's own group as data group: the data connections take its other loop.
+    @Test func theNodeGroupAsDataGroupGivesTheOtherLoop() async throws {
+        try await Self.withPair(dataOnTheNodeGroup: true) { seed, client in
+            seed.registerDataConnFunction("dcl::where") { _, _, handle in handle.destroy() }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
+            #expect(handle.eventLoop !== client.eventLoop)
+            #if os(Linux)
+            #expect(try await handle.eventLoop.submit { sched_getscheduler(0) }.get() == 0)  // SCHED_OTHER
+            #endif
+            handle.destroy()
+        }
+    }
+
+    /// The node's own group of one loop as data group: everything stays on the node's loop.
     @Test func aGroupOfOneLoopKeepsEverythingOnTheNodeLoop() async throws {
-        try await Self.withPair(threads: 1) { seed, client in
+        try await Self.withPair(threads: 1, dataOnTheNodeGroup: true) { seed, client in
             seed.registerDataConnFunction("dcl::where") { _, _, handle in handle.destroy() }
             let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
             #expect(handle.eventLoop === client.eventLoop)

@@ -69,8 +69,19 @@ struct DataConnTests {
         let node = try await Self.node("dc-self", binds: [])
         let events = Inbox<String>()
         Self.registerEcho(on: node, events: events)
+        let loops = Inbox<Bool>()
+        node.registerDataConnFunction("dc::where") { _, _, handle in
+            loops.put(handle.eventLoop !== node.eventLoop && handle.eventLoop.inEventLoop)
+            handle.destroy()
+        }
         let handle = try await node.dataConnection(to: node.nodeID.rawValue, timeout: .seconds(5), function: "dc::echo")
         #expect(try await events.next() == "remote []")
+        // Both ends live on the data loop, not the node's, and the receiver runs there.
+        #expect(handle.eventLoop !== node.eventLoop)
+        let other = try await node.dataConnection(to: node.nodeID.rawValue, timeout: .seconds(5), function: "dc::where")
+        #expect(try await loops.next())
+        #expect(other.eventLoop === handle.eventLoop)
+        other.destroy()
         try await handle.write("local\n")
         #expect(try await handle.read(.line()).string == "echo: local")
         handle.destroy()

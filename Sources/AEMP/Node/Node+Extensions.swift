@@ -117,4 +117,7 @@ package struct NodeExtensionContext: @unchecked Sendable {
 
     /// The node's event loop.
     package var eventLoop: any EventLoop { core.eventLoop }
+
+    /// The loop the node's data connections live on (`Node.start`'s `dataGroup`).
+    package var dataLoop: any EventLoop { core.dataLoop }
 }

@@ -59,10 +59,12 @@ public final class Node: Sendable {
     /// - Parameters:
     ///   - configuration: the node's settings (spec §10).
     ///   - group: where to find the node's event loop.
-    ///   - dataGroup: where data connections (AEMPDataConn) live; `nil` (the default) takes the next
-    ///     loop of `group` (the node's own loop in a group of one). A dedicated group lets you treat
-    ///     bulk transfers apart, e.g. run its threads at a lower priority so that the node's loop gets
-    ///     a core at once when messages arrive while both cores move data.
+    ///   - dataGroup: where data connections (AEMPDataConn) live: the node keeps them on one loop of
+    ///     this group (not its own loop, unless the group has no other). `nil` (the default) is
+    ///     ``defaultDataGroup``, whose threads run at background priority, so that the node's loop
+    ///     gets a core at once when a message arrives while transfers keep every core busy. Pass
+    ///     ``makeDataGroup(numberOfThreads:priority:)`` for another priority, or `group` itself to
+    ///     keep data connections on the node's own threads.
     ///   - logger: where node up/down, connection errors and seed activity are logged (never message
     ///     contents or secrets).
     /// - Returns: the running node.
@@ -87,10 +89,10 @@ public final class Node: Sendable {
         }
         let names = PortNameGenerator(nodeIDRandomised: identity.randomised, runiq: runiq)
         let loop = group.next()
-        // Data connections go to the data group, or to the next loop of the group (the same one in a
-        // group of one loop).
-        let next = dataGroup?.next() ?? group.next()
-        let dataLoop = next === loop && dataGroup == nil ? group.next() : next
+        // Data connections go to a loop of the data group other than the node's, when it has one.
+        let data = dataGroup ?? Node.defaultDataGroup
+        let candidate = data.next()
+        let dataLoop = candidate === loop ? data.next() : candidate
         return try await loop.submit {
             let core = NodeCore(
                 nodeID: identity.nodeID, eventLoop: loop, dataLoop: dataLoop, configuration: configuration,
