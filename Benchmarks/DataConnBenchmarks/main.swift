@@ -14,11 +14,12 @@
 // is encrypted. Run through Benchmarks/dataconn-bench.sh, which adds iperf3 and the ratios.
 //
 // Environment of `drive`: DATACONN_BENCH_PASS (bytes queued per pass of the loop-driven writer,
-// default 1048576), DATACONN_BENCH_PAUSE_US (µs between passes, default 5),
+// default 262144), DATACONN_BENCH_PAUSE_US (µs between passes, default 5),
 // DATACONN_BENCH_WRITER=async (write from a task with `try await handle.write`, as `aemp sendfile`
 // does, in DATACONN_BENCH_CHUNK-byte writes, default 1 MiB), DATACONN_BENCH_TRACE=1 (both processes:
 // each round trip's two legs and event-loop timer lateness over 5 ms, on stderr),
-// DATACONN_BENCH_DATA_NICE=N (both processes: data connections on a dedicated thread at nice N).
+// DATACONN_BENCH_DATA_PRIORITY=node|normal|background|0…19 (both processes: where the data
+// connections live, see makeDataGroup; unset: the library's default background data group).
 import AEMP
 import AEMPCodecs
 import AEMPDataConn
@@ -29,19 +30,20 @@ import NIOPosix
 import Synchronization
 
 let secret = "dataconn-bench-secret"
-/// DATACONN_BENCH_DATA_NICE=N: both nodes get a dedicated one-thread data group whose thread runs
-/// at nice N (Linux), so the node loops get a core first while the bulk keeps both cores busy.
-func makeDataGroup() async throws -> (any EventLoopGroup)? {
-    guard let text = ProcessInfo.processInfo.environment["DATACONN_BENCH_DATA_NICE"], let nice = Int32(text) else {
-        return nil
+/// DATACONN_BENCH_DATA_PRIORITY: the data group of both nodes. Unset: the library's default
+/// (`Node.defaultDataGroup`, background priority); `node`: the node's own group (data connections
+/// on its second loop, normal priority); `normal`, `background` or a nice value 0…19: a one-thread
+/// group from `Node.makeDataGroup` at that priority.
+func makeDataGroup(nodeGroup: any EventLoopGroup) async throws -> (any EventLoopGroup)? {
+    guard let text = ProcessInfo.processInfo.environment["DATACONN_BENCH_DATA_PRIORITY"] else { return nil }
+    switch text {
+    case "node": return nodeGroup
+    case "normal": return try await Node.makeDataGroup(priority: .normal)
+    case "background": return try await Node.makeDataGroup(priority: .background)
+    default:
+        guard let nice = Int32(text) else { fail("DATACONN_BENCH_DATA_PRIORITY: node, normal, background or 0…19") }
+        return try await Node.makeDataGroup(priority: .nice(nice))
     }
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    try await group.next().submit {
-        #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)  // Linux: who 0 is the calling thread
-        #endif
-    }.get()
-    return group
 }
 
 /// DATACONN_BENCH_TRACE=1: the drive prints each round trip's two legs to stderr.
@@ -88,7 +90,7 @@ func serve(certificate: String?) async throws -> Never {
         NodeConfiguration(
             nodeID: serveNode, binds: ["127.0.0.1:\(port)"], seeds: ["127.0.0.1:\(port)"], secret: secret,
             certificate: certificate),
-        dataGroup: try await makeDataGroup())
+        dataGroup: try await makeDataGroup(nodeGroup: MultiThreadedEventLoopGroup.singleton))
     // bench::sink(total, replyPort, handle): counts bytes, reports when all arrived.
     node.registerDataConnFunction("bench::sink") { context, arguments, handle in
         guard let total = arguments.first?.intValue, let reply = arguments.dropFirst().first?.stringValue.flatMap(PortID.init)
@@ -225,8 +227,10 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued and queueing at most 1 MiB
-/// per pass (`DATACONN_BENCH_PASS` bytes), passes 5 µs apart (`DATACONN_BENCH_PAUSE_US`).
+/// Writes `total` bytes in 256 KiB chunks, keeping at most 1 MiB queued and queueing at most 256 KiB
+/// per pass (`DATACONN_BENCH_PASS` bytes), passes 5 µs apart (`DATACONN_BENCH_PAUSE_US`). A pass
+/// is the time the data thread keeps its core before it sleeps again (with TLS, encrypting 256 KiB
+/// takes about 150 µs here), and a node loop that wakes meanwhile may have to wait for that core.
 /// Loop-confined.
 ///
 /// Loopback takes the data as fast as it comes: a write to an empty buffer goes to the socket at
@@ -240,7 +244,7 @@ final class BulkSender: @unchecked Sendable {
     private var left: Int
     private var filling = false
     private var scheduled = false
-    private static let perPass = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_PASS"] ?? "") ?? (1 << 20)
+    private static let perPass = Int(ProcessInfo.processInfo.environment["DATACONN_BENCH_PASS"] ?? "") ?? (256 << 10)
     private static let queued = 1 << 20
     private static let pause = TimeAmount.microseconds(Int64(ProcessInfo.processInfo.environment["DATACONN_BENCH_PAUSE_US"] ?? "") ?? 5)
 
@@ -291,7 +295,7 @@ func drive(mebibytes: Int, certificate: String?) async throws {
     let node = try await Node.start(
         NodeConfiguration(
             nodeID: "dc-bench-drive", binds: [], seeds: ["127.0.0.1:\(port)"], secret: secret, certificate: certificate),
-        dataGroup: try await makeDataGroup())
+        dataGroup: try await makeDataGroup(nodeGroup: MultiThreadedEventLoopGroup.singleton))
     let target = NodeID(serveNode)!
     let deadline = ContinuousClock.now + .seconds(20)
     while await node.state(of: target) != .up {
