@@ -39,13 +39,27 @@ public struct DataConnError: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// Names from spec §9.
-enum DataConnProtocol {
+package enum DataConnProtocol {
     static let greeting = "aemp-dataconn"
     static let expect = "AnyEvent::MP::DataConn::_expect"
     static let connect = "AnyEvent::MP::DataConn::_connect"
     static let stateKey = "AnyEvent::MP::DataConn"
     /// A new listener address is dialled every 2 seconds (spec §9.2 step 4).
     static let dialInterval: Duration = .seconds(2)
+    /// `SO_SNDBUF` of a data connection within one machine (Linux doubles it for its bookkeeping).
+    /// Left alone, the kernel grows a loopback connection's send buffer to 4 MiB: that much data in
+    /// flight falls out of the caches between sender and receiver, and the copies that move it
+    /// (which a normal-priority thread cannot interrupt on a kernel without preemption) grow with
+    /// it. Across machines the buffer is left to the kernel, which sizes it to the path.
+    static let sameHostSendBuffer = 256 << 10
+
+    /// Whether a connection from `local` to `remote` stays within this machine: a loopback peer,
+    /// or one at our own address.
+    package static func isSameHost(local: SocketAddress?, remote: SocketAddress?) -> Bool {
+        guard let remote = remote?.ipAddress else { return false }
+        if remote.hasPrefix("127.") || remote == "::1" || remote.hasPrefix("::ffff:127.") { return true }
+        return remote == local?.ipAddress
+    }
 }
 
 extension Node {
@@ -355,7 +369,7 @@ final class DataConnState {
         if let initiation = initiations.removeValue(forKey: id), initiation.target == peer {
             initiation.timer?.cancel()
             initiation.dialTimer?.cancel()
-            handle.runOnLoop { handle.keepOpenUntilDestroyed() }
+            handle.runOnLoop { handle.settleAsDataConnection() }
             initiation.callback(handle)
         } else if let expectation = expectations.removeValue(forKey: id), expectation.source == peer {
             expectation.timer?.cancel()
@@ -367,7 +381,7 @@ final class DataConnState {
             let function = FunctionContext(node: context.node, port: nil, sourceNode: peer)
             let arguments = expectation.arguments
             handle.runOnLoop {
-                handle.keepOpenUntilDestroyed()
+                handle.settleAsDataConnection()
                 receiver(function, arguments, handle)
             }
         } else {
@@ -388,6 +402,16 @@ final class DataConnState {
 }
 
 extension Handle {
+    /// Loop only: keeps a network data connection's handle open until destroyed, and caps its send
+    /// buffer when the peer is on this machine (``DataConnProtocol/sameHostSendBuffer``).
+    fileprivate func settleAsDataConnection() {
+        keepOpenUntilDestroyed()
+        guard let channel, DataConnProtocol.isSameHost(local: channel.localAddress, remote: channel.remoteAddress)
+        else { return }
+        // Best effort: the connection works the same without it.
+        try? channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(DataConnProtocol.sameHostSendBuffer))
+    }
+
     /// Runs `body` on the handle's loop: at once when already there (the connection came in on the
     /// node's loop), else as a task there (a connection dialled on the node's data loop).
     fileprivate func runOnLoop(_ body: @escaping @Sendable () -> Void) {

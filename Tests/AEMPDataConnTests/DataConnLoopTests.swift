@@ -271,3 +271,51 @@ struct DataConnLoopTests {
         try await dataGroup.shutdownGracefully()
     }
 }
+
+/// Within one machine a data connection's send buffer is capped; across machines the kernel sizes it.
+@Suite("DataConn: send buffer within one machine")
+struct DataConnSendBufferTests {
+    static func sendBuffer(of handle: Handle) async throws -> Int {
+        try await handle.eventLoop.submit { () throws -> Int in
+            guard let channel = handle.channel, let options = channel.syncOptions else { return -1 }
+            return Int(try options.getOption(.socketOption(.so_sndbuf)))
+        }.get()
+    }
+
+    @Test func bothEndsOfALoopbackConnectionGetTheSmallSendBuffer() async throws {
+        try await DataConnLoopTests.withPair { seed, client in
+            let remote = Inbox<Handle>()
+            seed.registerDataConnFunction("dcl::keep") { _, _, handle in remote.put(handle) }
+            let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::keep")
+            let other = try await remote.next()
+            // Linux reports twice the size set (its bookkeeping share); the default grows to 4 MiB.
+            #expect(try await Self.sendBuffer(of: handle) == 2 * 256 << 10)
+            #expect(try await Self.sendBuffer(of: other) == 2 * 256 << 10)
+            // Bulk still flows both ways.
+            async let written: Void = other.write(ByteBuffer(repeating: 0x62, count: 4 << 20))
+            var received = 0
+            for _ in 0..<4 { received += try await handle.read(.chunk(1 << 20)).readableBytes }
+            try await written
+            #expect(received == 4 << 20)
+            handle.destroy()
+            other.destroy()
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1", "127.0.0.1", true), ("127.0.0.1", "127.0.0.2", true), ("::1", "::1", true),
+        ("10.1.2.3", "10.1.2.3", true), ("10.1.2.3", "10.1.2.4", false), ("fd00::1", "fd00::2", false),
+        ("fd00::1", "fd00::1", true),
+    ])
+    func sameHostIsLoopbackOrOurOwnAddress(_ local: String, _ remote: String, _ same: Bool) throws {
+        let localAddress = try SocketAddress(ipAddress: local, port: 4040)
+        let remoteAddress = try SocketAddress(ipAddress: remote, port: 50000)
+        #expect(DataConnProtocol.isSameHost(local: localAddress, remote: remoteAddress) == same)
+    }
+
+    @Test func aPeerWithoutAnIPAddressIsNotOnThisHost() throws {
+        let unix = try SocketAddress(unixDomainSocketPath: "/tmp/x")
+        #expect(!DataConnProtocol.isSameHost(local: unix, remote: unix))
+        #expect(!DataConnProtocol.isSameHost(local: nil, remote: nil))
+    }
+}
