@@ -18,7 +18,8 @@ import Darwin
 /// peer's close once you read), whether or not you keep a reference: end it with `destroy()`.
 ///
 /// It runs on the handle's event loop (`handle.eventLoop`), where the handle's callbacks are set up:
-/// the node's data loop (another loop of its group; the node's own loop in a group of one). The
+/// the node's data loop (a loop of its data group, by default a background-priority thread of
+/// `Node.defaultDataGroup`; see `Node.start(_:group:dataGroup:logger:)`). The
 /// handle is quiescent: nothing is read or written and no callback is set until the function sets
 /// them up (set at least `onError`). TLS is already active when the nodes use TLS.
 public typealias DataConnReceiver = @Sendable (FunctionContext, [Value], Handle) -> Void
@@ -413,7 +414,7 @@ extension Handle {
     }
 
     /// Runs `body` on the handle's loop: at once when already there (the connection came in on the
-    /// node's loop), else as a task there (a connection dialled on the node's data loop).
+    /// node's loop), else as a task there (a connection on the node's data loop).
     fileprivate func runOnLoop(_ body: @escaping @Sendable () -> Void) {
         if eventLoop.inEventLoop {
             body()

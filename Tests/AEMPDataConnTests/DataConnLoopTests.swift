@@ -13,7 +13,7 @@ import Testing
 import Glibc
 #endif
 
-/// Which event loop a data connection lives on: the node's data loop (another loop of its group), so
+/// Which event loop a data connection lives on: the node's data loop (a loop of its data group), so
 /// that a bulk transfer does not hold up the node's messages, whether the node dialled it or accepted
 /// it (an accepted one moves there after the peer's greeting). The receiver and the callback run on
 /// the handle's loop.
