@@ -10,6 +10,7 @@ import AEMPCodecs
 import AEMPDataConn
 import AEMPHandle
 import Logging
+import NIOCore
 import Synchronization
 
 /// A started node, as `aemp run` announces it.
@@ -24,6 +25,9 @@ struct RunningNode: Sendable, Hashable {
 struct RunOptions: Sendable, Hashable {
     /// The directory `aemp sendfile` may write below (`sendfile_dir`); `nil`: receiving is off.
     var sendfileDirectory: String?
+    /// The priority of the threads data connections run on (`data_priority`); `nil`: the library's
+    /// default group (background priority).
+    var dataPriority: DataThreadPriority? = nil
 }
 
 /// The node-dependent half of the node commands. The command layer resolves the configuration,
@@ -92,9 +96,12 @@ struct LiveNodeBackend: NodeBackend {
     {
         let logger = Self.logger(defaultLevel: .info)
         let node: Node
+        var dataGroup: (any EventLoopGroup)?
         do {
-            node = try await Node.start(configuration, logger: logger)
+            if let priority = options.dataPriority { dataGroup = try await Node.makeDataGroup(priority: priority) }
+            node = try await Node.start(configuration, dataGroup: dataGroup, logger: logger)
         } catch {
+            try? await dataGroup?.shutdownGracefully()
             throw CLIError("run: \(error)")
         }
         let receiver = SendFile.Receiver(directory: options.sendfileDirectory, logger: logger)
@@ -104,6 +111,7 @@ struct LiveNodeBackend: NodeBackend {
         started(RunningNode(nodeID: node.nodeID, listenerAddresses: node.listenerAddresses))
         _ = await Termination.waitForSignal()
         await node.shutdown()
+        try? await dataGroup?.shutdownGracefully()
     }
 
     /// Starts a client node, runs `body` with it and shuts it down, also when `body` throws.

@@ -18,6 +18,10 @@ enum NodeCommands {
     static let sendFileConnectTimeout: Duration = .seconds(10)
     /// The `aemp run` setting that enables the sendfile receiver: the directory files go below.
     static let sendFileDirectoryKey = "sendfile_dir"
+    /// The `aemp run` setting for the priority of the data-connection threads.
+    static let dataPriorityKey = "data_priority"
+    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows neither).
+    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey]
 
     // MARK: run
 
@@ -33,20 +37,24 @@ enum NodeCommands {
         var generatedSecret: Bool
         /// The `sendfile_dir` setting: where `aemp sendfile` may write (`nil`: not enabled).
         var sendfileDirectory: String? = nil
+        /// The `data_priority` setting (`nil`: the library's default, background priority).
+        var dataPriority: DataThreadPriority? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
     /// name). Without arguments, the embedded default profile (``ProfileSettings/runDefaults``)
     /// is used and, if no secret or certificate is configured, a random secret is generated and saved
-    /// as a global setting in the rc file, so every later `aemp` command shares it. `sendfile_dir <dir>`
-    /// alone also keeps the embedded default profile and turns the sendfile receiver on.
+    /// as a global setting in the rc file, so every later `aemp` command shares it. Arguments made
+    /// only of `aemp run`'s own settings (`sendfile_dir <dir>`, `data_priority <p>`) also keep the
+    /// embedded default profile.
     ///
     /// - Throws: ``CLIError`` for bad arguments, rc file errors and invalid values.
     static func runPlan(_ arguments: [Value], context: CLIContext) throws(CLIError) -> RunPlan {
         var arguments = arguments
-        var onlyDirectory: Value?
-        if arguments.count == 2, arguments[0].stringValue == sendFileDirectoryKey {
-            onlyDirectory = arguments[1]
+        var runOnly: [(key: String, value: Value)] = []
+        let keys = stride(from: 0, to: arguments.count, by: 2).map { arguments[$0].stringValue ?? "" }
+        if !arguments.isEmpty, arguments.count.isMultiple(of: 2), keys.allSatisfy(runOnlyKeys.contains) {
+            runOnly = keys.enumerated().map { ($0.element, arguments[2 * $0.offset + 1]) }
             arguments = []
         }
         do {
@@ -62,13 +70,13 @@ enum NodeCommands {
                     generated = true
                 }
                 var settings = resolved.settings
-                if let onlyDirectory { settings[sendFileDirectoryKey] = onlyDirectory }
+                for (key, value) in runOnly { settings[key] = value }
                 return RunPlan(
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
-                    sendfileDirectory: try sendfileDirectory(settings))
+                    sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings))
             }
             let settings = try ProfileSettings(configureArguments: arguments)
-            let unknown = settings.unknownConfigureKeys.filter { $0 != sendFileDirectoryKey }
+            let unknown = settings.unknownConfigureKeys.filter { !runOnlyKeys.contains($0) }
             if !unknown.isEmpty {
                 context.errorOutput("aemp: warning: ignoring unknown configure key(s): \(unknown.joined(separator: ", "))")
             }
@@ -82,7 +90,7 @@ enum NodeCommands {
             }
             return RunPlan(
                 resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
-                sendfileDirectory: try sendfileDirectory(resolved.settings))
+                sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings))
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
         } catch let error as CLIError {
@@ -107,13 +115,31 @@ enum NodeCommands {
         return path
     }
 
+    /// The `data_priority` setting, checked: `background`, `normal` or a nice value 0…19 (a number
+    /// or a string of digits); `nil` when absent.
+    ///
+    /// - Throws: ``CLIError`` for any other value.
+    static func dataPriority(_ settings: ProfileSettings) throws(CLIError) -> DataThreadPriority? {
+        guard let value = settings[dataPriorityKey], !value.isNull else { return nil }
+        let text = ArgumentRules.plain(value)
+        switch text {
+        case "background": return .background
+        case "normal": return .normal
+        default:
+            guard let nice = Int32(text), (0...19).contains(nice) else {
+                throw CLIError("run: \(dataPriorityKey) must be background, normal or a nice value 0 to 19, got \(text)")
+            }
+            return .nice(nice)
+        }
+    }
+
     /// `aemp run configure_args...`.
     static func run(_ arguments: [Value], context: CLIContext) async throws {
         let plan = try runPlan(arguments, context: context)
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        let options = RunOptions(sendfileDirectory: plan.sendfileDirectory)
+        let options = RunOptions(sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
             for line in banner(node: node, plan: plan) { context.output(line) }
         }
@@ -131,6 +157,7 @@ enum NodeCommands {
         ]
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
+        lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),

@@ -134,7 +134,7 @@ final class RecordingBackend: NodeBackend {
     }
 
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void) async throws {
-        record("run", configuration, options.sendfileDirectory ?? "", [])
+        record("run", configuration, options.sendfileDirectory ?? "", options.dataPriority.map { [.text($0.description)] } ?? [])
         started(running)
     }
 

@@ -173,9 +173,11 @@ struct MultiProcessTests {
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
         let inbox = sandbox.directory + "/inbox"
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: false)
-        let (a, _, _, client) = try await Self.seed(sandbox, extra: ["sendfile_dir", inbox])
+        // The receiving node's data connections on a nice-5 thread of their own.
+        let (a, _, _, client) = try await Self.seed(sandbox, extra: ["sendfile_dir", inbox, "data_priority", "5"])
         defer { a.signal(SIGKILL) }
         #expect(a.output.text.contains("receives files below \(inbox)"))
+        #expect(a.output.text.contains("data threads: nice 5 priority"))
         let (path, data) = try Self.makeFile(sandbox, "payload.bin", size: 3 * 1024 * 1024 + 17)
 
         let sent = try await sandbox.client(["sendfile", "a", path, "sub/dir/copy.bin"], environment: client, timeout: .seconds(20))

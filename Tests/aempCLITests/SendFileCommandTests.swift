@@ -123,4 +123,29 @@ struct SendFileCommandTests {
         #expect(await sandbox.failure(["run", "secret", "s", "sendfile_dir", "[1]"], backend: backend)
             == "run: sendfile_dir must be a directory path, got [1]")
     }
+
+    @Test func runTakesTheDataPriority() async throws {
+        let sandbox = try CLISandbox()
+        let backend = RecordingBackend()
+        try await sandbox.run(["run", "secret", "s", "data_priority", "10"], backend: backend)
+        #expect(backend.recorded.last?.message == [.text("nice 10")])
+        #expect(sandbox.errors.lines.isEmpty)  // no unknown-key warning
+        #expect(sandbox.output.text.contains("data threads: nice 10 priority"))
+        // `aemp run`'s own settings alone keep the embedded default node.
+        try await sandbox.run(["run", "data_priority", "normal", "sendfile_dir", sandbox.directory], backend: backend)
+        #expect(backend.recorded.last?.message == [.text("normal")])
+        #expect(backend.recorded.last?.target == sandbox.directory)
+        #expect(backend.recorded.last?.configuration.binds == ["127.0.0.1:4040"])
+        try await sandbox.run(["run", "data_priority", "background"], backend: backend)
+        #expect(backend.recorded.last?.message == [.text("background")])
+        #expect(backend.recorded.last?.configuration.nodeID == "anon/")
+        // Unset: the library's default group, background priority.
+        try await sandbox.run(["run", "secret", "s"], backend: backend)
+        #expect(backend.recorded.last?.message == [])
+        #expect(sandbox.output.text.contains("data threads: background priority"))
+        for bad in ["20", "-1", "high", "[1]"] {
+            #expect(await sandbox.failure(["run", "secret", "s", "data_priority", bad], backend: backend)
+                == "run: data_priority must be background, normal or a nice value 0 to 19, got \(bad)")
+        }
+    }
 }
