@@ -238,9 +238,25 @@ struct MultiProcessTests {
         let (a, _, _, client) = try await Self.seed(sandbox)
         defer { a.signal(SIGKILL) }
         #expect(a.output.text.contains("sendfile:     off"))
+        // The default data group starts with the first data connection, not with the node.
+        let nodes = try await sandbox.client(["nodes"], environment: client)
+        #expect(nodes.status == 0, "\(nodes.process.transcript)")
+        #expect(Self.dataThreads(of: a) == 0)
         let (path, _) = try Self.makeFile(sandbox, "small.bin", size: 10)
         let sent = try await sandbox.client(["sendfile", "a", path], environment: client)
         #expect(sent.status == 1, "\(sent.process.transcript)")
         #expect(sent.errors.contains("receiving files is not enabled on node a"), "\(sent.process.transcript)")
+        #if os(Linux)
+        #expect(Self.dataThreads(of: a) >= 1)  // one per core
+        #endif
+    }
+
+    /// How many threads of the default data group (`AEMP-DATA-…`) the process has (Linux; 0 elsewhere).
+    static func dataThreads(of node: AempProcess) -> Int {
+        let tasks = "/proc/\(node.process.processIdentifier)/task"
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+        return threads.filter { thread in
+            ((try? String(contentsOfFile: "\(tasks)/\(thread)/comm", encoding: .utf8)) ?? "").hasPrefix("AEMP-DATA-")
+        }.count
     }
 }

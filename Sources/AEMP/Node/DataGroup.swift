@@ -97,7 +97,8 @@ extension Node {
     }
 
     /// The group data connections live on when ``start(_:group:dataGroup:logger:)`` is given no
-    /// `dataGroup`: one per process, made on first use, never shut down, with one thread per core
+    /// `dataGroup`: one per process, made when a node first needs a data loop (its first data
+    /// connection), never shut down, with one thread per core
     /// (named `AEMP-DATA-…`) at ``DataThreadPriority/background`` priority on Linux (where that is
     /// refused, e.g. by a seccomp filter, and elsewhere, at normal priority).
     public static var defaultDataGroup: MultiThreadedEventLoopGroup { sharedDataGroup }

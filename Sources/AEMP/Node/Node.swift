@@ -89,13 +89,9 @@ public final class Node: Sendable {
         }
         let names = PortNameGenerator(nodeIDRandomised: identity.randomised, runiq: runiq)
         let loop = group.next()
-        // Data connections go to a loop of the data group other than the node's, when it has one.
-        let data = dataGroup ?? Node.defaultDataGroup
-        let candidate = data.next()
-        let dataLoop = candidate === loop ? data.next() : candidate
         return try await loop.submit {
             let core = NodeCore(
-                nodeID: identity.nodeID, eventLoop: loop, dataLoop: dataLoop, configuration: configuration,
+                nodeID: identity.nodeID, eventLoop: loop, dataGroup: dataGroup, configuration: configuration,
                 logger: logger, functions: FunctionTable())
             do {
                 try core.prepareTLS()

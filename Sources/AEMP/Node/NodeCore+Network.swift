@@ -264,8 +264,9 @@ extension NodeCore: TransportConnectionDelegate {
         -> (loop: any EventLoop, resume: @Sendable (TransportConnection.Resumption, Result<Handle, any Error>) -> Void)?
     {
         let key = ObjectIdentifier(c)
-        guard dataLoop !== eventLoop, greeting.protocolName != Greeting.aemp,
-            upgradeHandlers[greeting.protocolName] != nil, case .accepted? = pending[key]?.1
+        // (`dataLoop` last: it is chosen on first use.)
+        guard greeting.protocolName != Greeting.aemp, upgradeHandlers[greeting.protocolName] != nil,
+            case .accepted? = pending[key]?.1, dataLoop !== eventLoop
         else { return nil }
         dialCounter &+= 1
         let accepted = UpgradeDial(key: dialCounter, core: self, loop: dataLoop)

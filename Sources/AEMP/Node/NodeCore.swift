@@ -37,10 +37,17 @@ final class LocalPort {
 final class NodeCore {
     let nodeID: NodeID
     let eventLoop: any EventLoop
-    /// Where the node's data connections live: a loop of the data group given to `Node.start`, else
-    /// another loop of the node's group when it has one, so that a bulk transfer does not hold up the
-    /// node's messages; else ``eventLoop``.
-    let dataLoop: any EventLoop
+    /// The group the node's data connections go to (`Node.start`'s `dataGroup`; `nil`:
+    /// `Node.defaultDataGroup`).
+    private let dataGroup: (any EventLoopGroup)?
+    /// Where the node's data connections live: a loop of the data group other than ``eventLoop`` when
+    /// the group has one, so that a bulk transfer does not hold up the node's messages. Chosen on
+    /// first use, so a node that never makes a data connection never starts the default group.
+    private(set) lazy var dataLoop: any EventLoop = {
+        let group = dataGroup ?? Node.defaultDataGroup
+        let candidate = group.next()
+        return candidate === eventLoop ? group.next() : candidate
+    }()
     var configuration: NodeConfiguration
     var logger: Logger
     unowned(unsafe) var facade: Node!
@@ -101,10 +108,10 @@ final class NodeCore {
     var deferredMonitors: [UInt64: (String, MonitorAction)] = [:]
 
     init(
-        nodeID: NodeID, eventLoop: any EventLoop, dataLoop: (any EventLoop)? = nil, configuration: NodeConfiguration,
+        nodeID: NodeID, eventLoop: any EventLoop, dataGroup: (any EventLoopGroup)?, configuration: NodeConfiguration,
         logger: Logger, functions: FunctionTable
     ) {
-        self.dataLoop = dataLoop ?? eventLoop
+        self.dataGroup = dataGroup
         self.functions = functions
         self.nodeID = nodeID
         self.database = DatabaseClient(localNode: nodeID)
