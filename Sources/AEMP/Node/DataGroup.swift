@@ -81,9 +81,6 @@ extension Node {
         numberOfThreads: Int = 1, priority: DataThreadPriority
     ) async throws -> MultiThreadedEventLoopGroup {
         precondition(numberOfThreads > 0, "a data group needs at least one thread")
-        if case .nice(let value) = priority, !(0...19).contains(value) {
-            throw NodeError("a data thread's nice value must be 0 to 19 (at most normal priority), not \(value)")
-        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: numberOfThreads)
         do {
             for loop in group.makeIterator() {
