@@ -313,8 +313,8 @@ final class DataConnState {
         local.and(remote).whenComplete { result in
             switch result {
             case .success(let (localHandle, remoteHandle)):
-                localHandle.keepOpenUntilDestroyed()
-                remoteHandle.keepOpenUntilDestroyed()
+                localHandle.settleAsDataConnection()
+                remoteHandle.settleAsDataConnection()
                 receiver(FunctionContext(node: node, port: nil, sourceNode: node.nodeID), arguments, remoteHandle)
                 callback(localHandle)
             case .failure(let error):
@@ -403,8 +403,8 @@ final class DataConnState {
 }
 
 extension Handle {
-    /// Loop only: keeps a network data connection's handle open until destroyed, and caps its send
-    /// buffer when the peer is on this machine (``DataConnProtocol/sameHostSendBuffer``).
+    /// Loop only, before the user sees the handle: keeps it open until destroyed, and caps its send
+    /// buffer when the peer is on this machine over TCP (``DataConnProtocol/sameHostSendBuffer``).
     fileprivate func settleAsDataConnection() {
         keepOpenUntilDestroyed()
         guard let channel, DataConnProtocol.isSameHost(local: channel.localAddress, remote: channel.remoteAddress)

@@ -24,6 +24,11 @@ struct DataConnLoopTests {
     struct Placement: Sendable, Equatable {
         var onNodeLoop: Bool
         var ranOnHandleLoop: Bool
+
+        /// Where `handle` is, seen from the code running now, relative to `nodeLoop`.
+        static func of(_ handle: Handle, nodeLoop: any EventLoop) -> Placement {
+            Placement(onNodeLoop: handle.eventLoop === nodeLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop)
+        }
     }
 
     static func pair(
@@ -71,7 +76,7 @@ struct DataConnLoopTests {
             let remote = Inbox<Placement>()
             let seedLoop = seed.eventLoop
             seed.registerDataConnFunction("dcl::where") { _, _, handle in
-                remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                remote.put(Placement.of(handle, nodeLoop: seedLoop))
                 handle.destroy()
             }
             let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
@@ -84,7 +89,7 @@ struct DataConnLoopTests {
             let caller = client.port { _, _ in }
             let clientLoop = client.eventLoop
             client.connectData(to: seed.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where", port: caller) { handle in
-                local.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                local.put(Placement.of(handle, nodeLoop: clientLoop))
                 handle.destroy()
             }
             #expect(try await local.next() == Placement(onNodeLoop: false, ranOnHandleLoop: true))
@@ -99,7 +104,7 @@ struct DataConnLoopTests {
             let remote = Inbox<Placement>()
             let clientLoop = client.eventLoop
             client.registerDataConnFunction("dcl::where") { _, _, handle in
-                remote.put(Placement(onNodeLoop: handle.eventLoop === clientLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+                remote.put(Placement.of(handle, nodeLoop: clientLoop))
                 handle.pushWrite("hello\n")
             }
             let handle = try await seed.dataConnection(to: client.nodeID.rawValue, timeout: .seconds(5), function: "dcl::where")
@@ -210,7 +215,7 @@ struct DataConnLoopTests {
         let seedLoop = seed.eventLoop
         seed.registerDataConnFunction("dcl::where") { _, _, handle in
             #expect(handle.isTLS)
-            remote.put(Placement(onNodeLoop: handle.eventLoop === seedLoop, ranOnHandleLoop: handle.eventLoop.inEventLoop))
+            remote.put(Placement.of(handle, nodeLoop: seedLoop))
             handle.pushWrite("over tls\n")
         }
         let handle = try await client.dataConnection(to: seed.nodeID.rawValue, timeout: .seconds(10), function: "dcl::where")
