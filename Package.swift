@@ -90,7 +90,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Helpers shared by the test targets (locating ../shared, test certificates, probes).
+        // Helpers shared by the test targets (locating Tests/Fixtures, test certificates, probes).
         .target(
             name: "AEMPTestSupport",
             dependencies: [

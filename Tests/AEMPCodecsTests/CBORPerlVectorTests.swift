@@ -7,26 +7,21 @@ import Testing
 /// Replays vectors/cbor-perl.json: what CBOR::XS 1.86 emits, decodes and streams.
 @Suite("CBOR against CBOR::XS vectors")
 struct CBORPerlVectorTests {
-    nonisolated(unsafe) static let cases: [[String: Any]] = {
-        guard let root = try? SharedFiles.json("vectors/cbor-perl.json") as? [String: Any],
-            let cases = root["cases"] as? [[String: Any]]
-        else { return [] }
-        return cases
-    }()
+    static func cases(_ kind: String) throws -> [[String: Any]] {
+        try Fixtures.cases("vectors/cbor-perl.json", kind: kind)
+    }
 
-    static func cases(_ kind: String) -> [[String: Any]] { cases.filter { $0["kind"] as? String == kind } }
-
-    @Test func vectorsArePresent() {
-        #expect(Self.cases("encode").count == 151)
-        #expect(Self.cases("decode").count == 152)
-        #expect(Self.cases("incr").count == 56)
+    @Test func vectorsArePresent() throws {
+        #expect(try Self.cases("encode").count == 151)
+        #expect(try Self.cases("decode").count == 152)
+        #expect(try Self.cases("incr").count == 56)
     }
 
     // MARK: encode cases: we accept everything Perl emits and read what Perl meant
 
     @Test func decodesEverythingPerlEncodes() throws {
         var checked = 0
-        for testCase in Self.cases("encode") {
+        for testCase in try Self.cases("encode") {
             guard let hex = testCase["hex"] as? String else { continue }  // Perl refused to encode
             let id = testCase["id"] as? String ?? "?"
             let decoded = try CBORDecoder().decode(Hex.bytes(hex))
@@ -51,7 +46,7 @@ struct CBORPerlVectorTests {
     /// bignums that fit 64 bits as plain integers (RFC 8949 preferred serialization; CBOR::XS's
     /// Math::BigInt support uses tags 2/3 for everything outside ±2^31).
     @Test func reencodingPerlOutputIsIdentityExceptCanonicalBignums() throws {
-        for testCase in Self.cases("encode") {
+        for testCase in try Self.cases("encode") {
             guard let hex = testCase["hex"] as? String else { continue }
             let id = testCase["id"] as? String ?? "?"
             let decoded = try CBORDecoder().decode(Hex.bytes(hex))
@@ -130,7 +125,7 @@ struct CBORPerlVectorTests {
     @Test func decodeCasesMatchPerlOrDocumentedDeviation() throws {
         var matched = 0
         var deviated = 0
-        for testCase in Self.cases("decode") {
+        for testCase in try Self.cases("decode") {
             let description = testCase["description"] as? String ?? "?"
             let hex = testCase["hex"] as? String ?? ""
             let result: Result<Value, CBORError> = Result { () throws(CBORError) in
@@ -188,7 +183,7 @@ struct CBORPerlVectorTests {
             "tag 256 namespace with bad second item": .truncated,
         ]
         var seen = 0
-        for testCase in Self.cases("decode") {
+        for testCase in try Self.cases("decode") {
             guard let description = testCase["description"] as? String, let code = expectations[description] else {
                 continue
             }
@@ -203,7 +198,7 @@ struct CBORPerlVectorTests {
     // MARK: incr cases: the stream decoder yields the same values per chunk
 
     @Test func streamDecoderReplaysIncrementalCases() throws {
-        for testCase in Self.cases("incr") {
+        for testCase in try Self.cases("incr") {
             let description = testCase["description"] as? String ?? "?"
             var decoder = CBORStreamDecoder()
             var buffer = ByteBuffer()

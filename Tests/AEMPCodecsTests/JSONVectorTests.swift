@@ -109,9 +109,7 @@ enum JSONTestKit {
     }
 
     static func cases(_ file: String, kind: String) throws -> [[String: Any]] {
-        let root = try #require(try SharedFiles.json("vectors/\(file)") as? [String: Any])
-        let cases = try #require(root["cases"] as? [[String: Any]])
-        return cases.filter { $0["kind"] as? String == kind }
+        try Fixtures.cases("vectors/\(file)", kind: kind)
     }
 
     static func inputBytes(_ c: [String: Any], text: String, hex: String) -> [UInt8]? {

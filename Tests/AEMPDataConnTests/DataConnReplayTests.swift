@@ -20,7 +20,7 @@ struct DataConnReplayTests {
     /// returns the peer.
     static func replayControl(_ capture: CapturedConnection, to node: Node) async throws -> ScriptedPeer {
         let peer = try await ScriptedPeer.connect(to: node.listenerAddresses[0])
-        let lines = CapturedConnection.lines(capture.clientBytes, count: 3)
+        let lines = try CapturedConnection.lines(capture.clientBytes, count: 3)
         let greeting = try Greeting(parsing: lines.lines[0])
         let result = try await peer.handshake(
             as: greeting.nodeID, secret: CapturedConnection.secret, framings: greeting.framings, greeting: greeting,
@@ -34,7 +34,7 @@ struct DataConnReplayTests {
     /// the raw bytes its Perl client sent after the handshake.
     static func openData(_ capture: CapturedConnection, to node: Node) async throws -> (ScriptedPeer, [UInt8]) {
         let peer = try await ScriptedPeer.connect(to: node.listenerAddresses[0])
-        let lines = CapturedConnection.lines(capture.clientBytes, count: 3)
+        let lines = try CapturedConnection.lines(capture.clientBytes, count: 3)
         let greeting = try Greeting(parsing: lines.lines[0])
         #expect(greeting.protocolName == "aemp-dataconn")
         try await peer.handshake(
@@ -118,13 +118,13 @@ struct DataConnReplayTests {
 
         // conn 5: the DataConn itself, with the captured greeting (dataconn_id=b@dc-line) and nonce.
         let (dataPeer, captured) = try await Self.openData(data, to: echo)
-        #expect(CapturedConnection.lines(data.clientBytes, count: 1).lines[0].hasPrefix("aemp-dataconn;1;dc-line;"))
+        #expect(try CapturedConnection.lines(data.clientBytes, count: 1).lines[0].hasPrefix("aemp-dataconn;1;dc-line;"))
         // Everything after the auth lines is raw application data, exactly as captured.
         #expect(captured == Array("hello dataconn\n".utf8))
         try await dataPeer.write(ByteBuffer(bytes: captured))
         let answer = try await dataPeer.handle.read(.chunk(21))
         #expect(String(buffer: answer) == "echo: hello dataconn\n")
-        #expect(CapturedConnection.lines(data.serverBytes, count: 3).rest == Array("echo: hello dataconn\n".utf8))
+        #expect(try CapturedConnection.lines(data.serverBytes, count: 3).rest == Array("echo: hello dataconn\n".utf8))
 
         // And the receiver's message to the caller's port, as captured.
         let ready = try await peer.receive { $0.first == "H4My5nyqAb" }

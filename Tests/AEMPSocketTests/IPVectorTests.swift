@@ -3,7 +3,7 @@ import AEMPTestSupport
 import Foundation
 import Testing
 
-// Replays every case of shared/vectors/socket-ip.json (Perl AnyEvent::Socket 7.17) against the
+// Replays every case of Tests/Fixtures/vectors/socket-ip.json (Perl AnyEvent::Socket 7.17) against the
 // Swift parsers and formatters.
 //
 // How Perl's functions map to ours (no deviation involved):
@@ -72,8 +72,7 @@ enum PerlBytes: Sendable, Equatable, CustomStringConvertible {
 /// Loading and hex helpers shared by the AEMPSocket vector tests.
 enum SocketVectors {
     static func cases(_ file: String) throws -> [[String: Any]] {
-        let root = try #require(try SharedFiles.json("vectors/\(file)") as? [String: Any])
-        return try #require(root["cases"] as? [[String: Any]])
+        try Fixtures.list("vectors/\(file)", key: "cases")
     }
 
     static func bytes(hex: String) -> [UInt8] {

@@ -6,7 +6,7 @@ import Testing
 
 @testable import AEMP
 
-/// The data-phase messages of the captured Perl session (`spec/captures/aemp-session.txt`).
+/// The data-phase messages of the captured Perl session (`Tests/Fixtures/captures/aemp-session.txt`).
 enum CapturedMessages {
     struct Message {
         /// true: client → server (`C>`), false: server → client (`S>`).
@@ -15,15 +15,21 @@ enum CapturedMessages {
         var tag: String? { value.count >= 2 ? value[1].stringValue : nil }
     }
 
-    /// Every decoded message per connection number.
-    static let byConnection: [Int: [Message]] = {
-        guard let data = try? SharedFiles.data("spec/captures/aemp-session.txt") else { return [:] }
+    static let path = "captures/aemp-session.txt"
+
+    /// Every decoded message per connection number, or why the transcript could not be loaded.
+    static let byConnection: Result<[Int: [Message]], FixtureError> = Result { () throws(FixtureError) in
+        let data = try Fixtures.data(path)
+        func malformed(_ problem: String) -> FixtureError {
+            Fixtures.error(path, problem)
+        }
         var result: [Int: [Message]] = [:]
         var connection = 0
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
             if line.hasPrefix("=== connection ") {
                 let number = line.dropFirst("=== connection ".count).prefix { $0.isNumber }
-                connection = Int(number) ?? 0
+                guard let parsed = Int(number) else { throw malformed("line \(index + 1): no connection number") }
+                connection = parsed
                 continue
             }
             guard let marker = line.firstRange(of: " msg: ") else { continue }
@@ -38,15 +44,18 @@ enum CapturedMessages {
                 var decoder = JSONStreamDecoder()
                 value = (try? decoder.next(from: &buffer)) ?? nil
             }
-            guard let elements = value?.arrayValue else { continue }
+            guard let elements = value?.arrayValue else {
+                throw malformed("line \(index + 1): the message does not decode to an array")
+            }
             result[connection, default: []].append(Message(fromClient: fromClient, value: elements))
         }
+        guard !result.isEmpty else { throw malformed("holds no messages") }
         return result
-    }()
+    }
 
     /// The `g_*` messages of a connection.
-    static func global(_ connection: Int) -> [Message] {
-        (byConnection[connection] ?? []).filter { $0.tag?.hasPrefix("g_") ?? false }
+    static func global(_ connection: Int) throws -> [Message] {
+        (try byConnection.get()[connection] ?? []).filter { $0.tag?.hasPrefix("g_") ?? false }
     }
 
     /// A message made comparable with ours: byte strings as text, the arrays of `g_reply` sorted
@@ -83,7 +92,7 @@ struct GlobalReplayTests {
     /// answers exactly the captured server messages.
     func replayServer(_ server: DatabaseClient, connection: Int, peer: String) throws {
         let peerID = try #require(NodeID(peer))
-        let captured = CapturedMessages.global(connection)
+        let captured = try CapturedMessages.global(connection)
         try #require(!captured.isEmpty, "capture missing")
         var ours = sent(server.nodeUp(peerID), to: peerID)
         for message in captured where message.fromClient {
@@ -97,8 +106,8 @@ struct GlobalReplayTests {
     }
 
     @Test("the capture decodes: conn 3 has the join sequence of spec §6.4")
-    func captureShape() {
-        let tags = CapturedMessages.global(3).map { ($0.fromClient ? "C>" : "S>") + ($0.tag ?? "") }
+    func captureShape() throws {
+        let tags = try CapturedMessages.global(3).map { ($0.fromClient ? "C>" : "S>") + ($0.tag ?? "") }
         #expect(
             tags == [
                 "C>g_slave", "C>g_slave", "C>g_mon1", "C>g_find", "C>g_slave", "S>g_global", "S>g_chg1", "C>g_mon0",
@@ -110,7 +119,7 @@ struct GlobalReplayTests {
     @Test("client side of conn 3: our join sequence and answers have the captured shapes")
     func clientJoin() throws {
         let client = DatabaseClient(localNode: NodeID("client-cbor")!)
-        let captured = CapturedMessages.global(3)
+        let captured = try CapturedMessages.global(3)
         let clientMessages = captured.filter(\.fromClient).map { CapturedMessages.normalized($0.value) }
         let serverMessages = captured.filter { !$0.fromClient }
 
@@ -141,7 +150,7 @@ struct GlobalReplayTests {
         let client = DatabaseClient(localNode: NodeID("client")!)
         _ = client.seedGreeted(echo)
         _ = client.nodeUp(echo)
-        let captured = CapturedMessages.global(connection).drop { $0.tag != "g_upd" }
+        let captured = try CapturedMessages.global(connection).drop { $0.tag != "g_upd" }
         let requests = captured.filter(\.fromClient).map { CapturedMessages.normalized($0.value) }
         let replies = captured.filter { !$0.fromClient }
 

@@ -25,7 +25,8 @@ struct GreetingTests {
         }
     }
 
-    @Test func capturedGreetingCount() {
+    @Test func capturedGreetingCount() throws {
+        _ = try Captures.loadedConnections.get()
         #expect(Captures.greetingLines.count == 20)
     }
 
@@ -40,7 +41,7 @@ struct GreetingTests {
     }
 
     @Test func dataConnGreetingOfConnection5() throws {
-        let line = Captures.connection(5).clientLines(1)[0]
+        let line = try #require(try Captures.connection(5).clientLines(1).first)
         let greeting = try Greeting(parsing: line)
         #expect(greeting.protocolName == "aemp-dataconn")
         #expect(greeting.nodeID.rawValue == "dc-line")

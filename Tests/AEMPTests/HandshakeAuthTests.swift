@@ -38,9 +38,9 @@ struct HandshakeAuthTests {
                 transcript: transcript))
     }
 
-    @Test func capturesAreLoaded() {
-        #expect(Captures.connections.count == 10)
-        #expect(Captures.syntheticVectors.count == 7)
+    @Test func capturesAreLoaded() throws {
+        #expect(try Captures.loadedConnections.get().count == 10)
+        #expect(try Captures.loadedSyntheticVectors.get().count == 7)
         let completed = Captures.connections.filter(\.completed)
         #expect(completed.count == 9)
     }

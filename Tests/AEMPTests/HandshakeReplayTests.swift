@@ -1,3 +1,4 @@
+import AEMPTestSupport
 import NIOCore
 import Testing
 
@@ -24,7 +25,7 @@ struct HandshakeReplayTests {
 
     /// A machine that sends exactly what one side of the capture sent.
     static func machine(for own: [UInt8]) throws -> HandshakeStateMachine {
-        let lines = CapturedConnection.lines(own, count: 2).lines
+        let lines = try CapturedConnection.lines(own, count: 2).lines
         let greeting = try Greeting(parsing: lines[0])
         let configuration = HandshakeConfiguration(
             nodeID: greeting.nodeID, secret: Captures.secret, authAccept: greeting.authMethods,
@@ -36,8 +37,8 @@ struct HandshakeReplayTests {
     @Test(arguments: completedCases)
     func replay(_ replay: Case) throws {
         var machine = try Self.machine(for: replay.own)
-        let ownLines = CapturedConnection.lines(replay.own, count: 3).lines
-        let (peerLines, peerRest) = CapturedConnection.lines(replay.peer, count: 3)
+        let ownLines = try CapturedConnection.lines(replay.own, count: 3).lines
+        let (peerLines, peerRest) = try CapturedConnection.lines(replay.peer, count: 3)
         var directives = machine.start()
         var buffer = ByteBuffer()
         var offset = 0
@@ -82,9 +83,9 @@ struct HandshakeReplayTests {
     /// CR LF line endings from a peer are accepted; the CR is not part of the hashed lines.
     @Test(arguments: [2, 3, 9])
     func crlfLineEndings(_ number: Int) throws {
-        let connection = Captures.connection(number)
+        let connection = try Captures.connection(number)
         var machine = try Self.machine(for: connection.serverBytes)
-        let (lines, rest) = CapturedConnection.lines(connection.clientBytes, count: 3)
+        let (lines, rest) = try CapturedConnection.lines(connection.clientBytes, count: 3)
         var buffer = ByteBuffer()
         for line in lines {
             buffer.writeBytes(line)
@@ -103,16 +104,16 @@ struct HandshakeReplayTests {
     /// Connection 1: the seed dialling itself. Both sides refuse after line 1 and send no auth line.
     @Test(arguments: Side.allCases)
     func selfConnectionIsRefused(_ side: Side) throws {
-        let connection = Captures.connection(1)
+        let connection = try Captures.connection(1)
         let own = side == .client ? connection.clientBytes : connection.serverBytes
         let peer = side == .client ? connection.serverBytes : connection.clientBytes
-        #expect(CapturedConnection.lines(own, count: 3).lines.count == 2)  // Perl sent only the greeting
+        #expect(CapturedStreams.availableLines(own, upTo: 3).lines.count == 2)  // Perl sent only the greeting
         var machine = try Self.machine(for: own)
         var buffer = ByteBuffer(bytes: peer)
         let directives = machine.receive(&buffer)
-        #expect(directives.count == 3)
+        try #require(directives.count == 3, "\(directives)")
         // The greeting is reported first: the node learns that this seed is itself (spec §6.1).
-        #expect(directives[1] == .peerGreeted(try Greeting(parsing: CapturedConnection.lines(peer, count: 1).lines[0])))
+        #expect(directives[1] == .peerGreeted(try Greeting(parsing: try CapturedConnection.lines(peer, count: 1).lines[0])))
         guard case .fail(let error) = directives.last else {
             Issue.record("expected failure, got \(directives)")
             return
@@ -126,8 +127,8 @@ struct HandshakeReplayTests {
     /// The wrong secret: the captured peer's token no longer verifies.
     @Test(arguments: [2, 3, 8])
     func wrongSecret(_ number: Int) throws {
-        let connection = Captures.connection(number)
-        let greetingLines = CapturedConnection.lines(connection.serverBytes, count: 2).lines
+        let connection = try Captures.connection(number)
+        let greetingLines = try CapturedConnection.lines(connection.serverBytes, count: 2).lines
         let greeting = try Greeting(parsing: greetingLines[0])
         var machine = HandshakeStateMachine(
             configuration: HandshakeConfiguration(nodeID: greeting.nodeID, secret: "not-the-secret"),
@@ -146,7 +147,7 @@ struct HandshakeReplayTests {
 
     /// Connection 5: the listener answers an `aemp-dataconn` dial with its `aemp` line and switches.
     @Test func listenerSwitchesToDataConn() throws {
-        let connection = Captures.connection(5)
+        let connection = try Captures.connection(5)
         var machine = try Self.machine(for: connection.serverBytes)
         #expect(machine.protocolName == Greeting.aemp)
         var buffer = ByteBuffer(bytes: connection.clientBytes)
@@ -163,7 +164,7 @@ struct HandshakeReplayTests {
 
     /// A DataConn endpoint skips the self and already-connected checks (spec §9.1).
     @Test func dataConnSkipsNodeChecks() throws {
-        let connection = Captures.connection(7)
+        let connection = try Captures.connection(7)
         var machine = try Self.machine(for: connection.serverBytes)
         var buffer = ByteBuffer(bytes: connection.clientBytes)
         let directives = machine.receive(&buffer, isAlreadyConnected: { _ in true })
@@ -176,7 +177,7 @@ struct HandshakeReplayTests {
 
     /// Already connected: a greeting from a node with a working connection is refused (spec §3.3 step 5).
     @Test func alreadyConnected() throws {
-        let connection = Captures.connection(8)
+        let connection = try Captures.connection(8)
         var machine = try Self.machine(for: connection.serverBytes)
         var buffer = ByteBuffer(bytes: connection.clientBytes)
         let directives = machine.receive(&buffer, isAlreadyConnected: { $0.rawValue == "echo2" })

@@ -29,7 +29,7 @@ struct HandshakeRobustnessTests {
 
     /// Feeds `input` in random pieces to the `echo` side of connection 2.
     static func feed(_ input: [UInt8], using random: inout SeededGenerator) throws -> Outcome {
-        var machine = try HandshakeReplayTests.machine(for: Captures.connection(2).serverBytes)
+        var machine = try HandshakeReplayTests.machine(for: try Captures.connection(2).serverBytes)
         var buffer = ByteBuffer()
         var outcome = Outcome()
         var offset = 0
@@ -75,8 +75,8 @@ struct HandshakeRobustnessTests {
     /// must fail; elsewhere (framing name, data phase) the outcome may be either.
     @Test func damagedCapture() throws {
         var random = SeededGenerator(state: 3)
-        let original = Captures.connection(2).clientBytes
-        let lines = CapturedConnection.lines(original, count: 3).lines
+        let original = try Captures.connection(2).clientBytes
+        let lines = try CapturedConnection.lines(original, count: 3).lines
         let greetingEnd = lines[0].count + lines[1].count + 2
         let tokenEnd = greetingEnd + lines[2].count - ";json".utf8.count
         #expect(try Self.feed(original, using: &random).authenticated)

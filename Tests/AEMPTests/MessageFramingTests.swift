@@ -10,8 +10,8 @@ struct MessageFramingTests {
     /// every message again — the bytes must equal what Perl sent.
     @Test(arguments: [(true, 26), (false, 19)])
     func capturedJSONStreamRoundTrips(_ clientToServer: Bool, _ count: Int) throws {
-        let connection = Captures.connection(2)
-        let rest = CapturedConnection.lines(clientToServer ? connection.clientBytes : connection.serverBytes, count: 3).rest
+        let connection = try Captures.connection(2)
+        let rest = try CapturedConnection.lines(clientToServer ? connection.clientBytes : connection.serverBytes, count: 3).rest
         var decoder = MessageStreamDecoder.json()
         var buffer = ByteBuffer(bytes: rest)
         var messages: [[Value]] = []

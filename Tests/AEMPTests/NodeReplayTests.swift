@@ -12,7 +12,7 @@ import Testing
 struct NodeReplayTests {
     /// Messages of a captured direction after the three handshake lines.
     static func messages(_ bytes: [UInt8], framing: Framing) throws -> [[Value]] {
-        var buffer = ByteBuffer(bytes: CapturedConnection.lines(bytes, count: 3).rest)
+        var buffer = ByteBuffer(bytes: try CapturedConnection.lines(bytes, count: 3).rest)
         var result: [[Value]] = []
         if framing == .json {
             var decoder = JSONStreamDecoder()
@@ -97,7 +97,7 @@ struct NodeReplayTests {
 
     @Test(arguments: [(2, Framing.json), (3, Framing.cbor)])
     func capturedClientSessionGetsTheCapturedAnswers(connection number: Int, framing: Framing) async throws {
-        let capture = Captures.connection(number)
+        let capture = try Captures.connection(number)
         let allExpected = try Self.messages(capture.serverBytes, framing: framing)
         let expected = allExpected.filter { !Self.isDatabase($0) }
         let expectedDatabase = allExpected.filter(Self.isDatabase).map { Self.comparable($0, node: "echo") }
@@ -113,7 +113,7 @@ struct NodeReplayTests {
         #expect(result.sendFraming == framing)
 
         // The data phase, byte for byte as the Perl client sent it.
-        try await peer.write(ByteBuffer(bytes: CapturedConnection.lines(capture.clientBytes, count: 3).rest))
+        try await peer.write(ByteBuffer(bytes: try CapturedConnection.lines(capture.clientBytes, count: 3).rest))
 
         var answers: [[Value]] = []
         var databaseAnswers: [[Value]] = []

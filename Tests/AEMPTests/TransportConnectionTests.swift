@@ -427,9 +427,9 @@ struct TransportConnectionTests {
 
     @Test(arguments: [2, 3])
     func replayOfCapturedSession(_ number: Int) throws {
-        let captured = Captures.connection(number)
-        let (clientLines, _) = CapturedConnection.lines(captured.clientBytes, count: 3)
-        let (serverLines, serverRest) = CapturedConnection.lines(captured.serverBytes, count: 3)
+        let captured = try Captures.connection(number)
+        let (clientLines, _) = try CapturedConnection.lines(captured.clientBytes, count: 3)
+        let (serverLines, serverRest) = try CapturedConnection.lines(captured.serverBytes, count: 3)
         let greeting = try Greeting(parsing: clientLines[0])
         let nonce = String(decoding: clientLines[1], as: UTF8.self)
         let configuration = HandshakeConfiguration(

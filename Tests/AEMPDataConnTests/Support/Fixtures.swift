@@ -1,7 +1,7 @@
 import AEMPTestSupport
 import Foundation
 
-/// The captured Perl ↔ Perl session (`shared/spec/captures/`), as bytes per direction.
+/// The captured Perl ↔ Perl session (`Tests/Fixtures/captures/`), as bytes per direction.
 struct CapturedConnection: Sendable {
     var number: Int
     /// Bytes the dialling side sent (c2s).
@@ -9,29 +9,17 @@ struct CapturedConnection: Sendable {
     /// Bytes the listening side sent (s2c).
     var serverBytes: [UInt8]
 
-    /// The first `count` LF-terminated lines of `bytes` (without LF), and the rest.
-    static func lines(_ bytes: [UInt8], count: Int) -> (lines: [String], rest: [UInt8]) {
-        var lines: [String] = []
-        var start = 0
-        while lines.count < count, let newline = bytes[start...].firstIndex(of: 0x0A) {
-            lines.append(String(decoding: bytes[start..<newline], as: UTF8.self))
-            start = newline + 1
-        }
-        return (lines, Array(bytes[start...]))
+    /// Exactly `count` LF-terminated lines of `bytes` (without LF) and the rest, or a fixture error
+    /// when the captured stream holds fewer.
+    static func lines(_ bytes: [UInt8], count: Int) throws -> (lines: [String], rest: [UInt8]) {
+        let split = try CapturedStreams.lines(bytes, count: count)
+        return (split.lines.map { String(decoding: $0, as: UTF8.self) }, split.rest)
     }
 
     static let secret = "aemp-ref-secret"
 
     static func load(_ number: Int) throws -> CapturedConnection {
-        guard let connection = CapturedStreams.all.first(where: { $0.number == number }) else {
-            throw FixtureFailure("conn \(number) not in the capture")
-        }
+        let connection = try CapturedStreams.connection(number)
         return CapturedConnection(number: number, clientBytes: connection.client, serverBytes: connection.server)
     }
 }
-
-struct FixtureFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
