@@ -56,6 +56,15 @@ struct AEMPCommand: AsyncParsableCommand {
             try await chain.execute(try ArgumentRules.wholeArray(arguments[0]))
             return
         }
+        // After a command name every argument is a value, whatever it starts with (a PEM text's
+        // "-----BEGIN", a negative number), as in Perl's bin/aemp; ArgumentParser would take those for
+        // options. It still answers `aemp <command> --help` and everything before a command name.
+        if let name = arguments.first, subcommandNames.contains(name),
+            !(arguments.count > 1 && ["--help", "-h"].contains(arguments[1]))
+        {
+            try await runChain(arguments)
+            return
+        }
         var command = try parseAsRoot(arguments)
         if var command = command as? any AsyncParsableCommand {
             try await command.run()

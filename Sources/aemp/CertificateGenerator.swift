@@ -57,7 +57,15 @@ enum CertificateGenerator {
     /// Reads a PEM file for `setcert` (Perl: the file's whole contents become `cert`).
     ///
     /// - Throws: ``CLIError`` naming the file and the reason.
+    /// A PEM text given on the command line (`setcert "$(cat cert.pem)"`) is taken as it is; anything
+    /// else names a file.
     static func readPEMFile(_ path: String) throws(CLIError) -> String {
+        if path.hasPrefix("-----BEGIN ") {
+            guard path.utf8.count <= maximumPEMSize else {
+                throw CLIError("PEM text of \(path.utf8.count) bytes is larger than \(maximumPEMSize) bytes")
+            }
+            return path
+        }
         let text = try readFile(path, limit: maximumPEMSize)
         guard text.contains("-----BEGIN ") else {
             throw CLIError("\(path): no PEM data (expected the private key followed by the certificate)")

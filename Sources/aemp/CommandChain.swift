@@ -141,7 +141,7 @@ struct CommandChain {
             let certificate = try CertificateGenerator.generate(environment: context.environment)
             try edit { $0["cert"] = .text(certificate) }
         case "setcert", "cert":
-            let file = try Self.name(try Self.required(&rest, name, "key+certificate PEM file name"), name, "file name")
+            let file = try Self.name(try Self.required(&rest, name, "key+certificate PEM file name or PEM text"), name, "file name or PEM text")
             let text = try CertificateGenerator.readPEMFile(file)
             try edit { $0["cert"] = .text(text) }
         case "delcert":

@@ -166,8 +166,8 @@ struct GenCertCommand: ChainedCommand {
 
 struct SetCertCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
-        commandName: "setcert", abstract: "Set the key and certificate (PEM: key, then certificate, then any CA certificates) from a file.", aliases: ["cert"])
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The argument; anything after it is the next aemp command.", valueName: "pem-file"))
+        commandName: "setcert", abstract: "Set the key and certificate (PEM: key, then certificate, then any CA certificates) from a file, or from the PEM text itself (setcert \"$(cat cert.pem)\").", aliases: ["cert"])
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The argument; anything after it is the next aemp command.", valueName: "pem-file-or-text"))
     var arguments: [String] = []
 }
 

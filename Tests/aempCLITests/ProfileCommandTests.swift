@@ -52,7 +52,7 @@ struct ProfileCommandTests {
         sandbox.writeFile("plain.txt", "hello")
         let plain = await sandbox.failure(["setcert", sandbox.directory + "/plain.txt"])
         #expect(plain?.contains("no PEM data") == true)
-        #expect(await sandbox.failure(["setcert"]) == "setcert: key+certificate PEM file name missing")
+        #expect(await sandbox.failure(["setcert"]) == "setcert: key+certificate PEM file name or PEM text missing")
     }
 
     @Test func generatedCertificate() async throws {
