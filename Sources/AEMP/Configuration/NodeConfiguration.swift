@@ -16,6 +16,11 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var nodeID: String?
     /// Listener addresses as `host:port` (Perl `binds`); `*` = every local address, port 0 =
     /// ephemeral. Default `["*"]`: every local address on an ephemeral port.
+    ///
+    /// A `*` bind listens on every interface but publishes (as ``Node/listenerAddresses`` and in the
+    /// global database) only the addresses other hosts can reach, as Perl does: every IPv4 address
+    /// outside 127.0.0.0/8 and the global, unique-local and site-local IPv6 ones (no `::1`, no
+    /// `fe80::`). A host with nothing but loopback publishes its loopback addresses.
     public var binds: [String]
     /// Seed node addresses as `host:port` (Perl `seeds`).
     public var seeds: [String]

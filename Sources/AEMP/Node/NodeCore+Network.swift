@@ -97,20 +97,43 @@ extension NodeCore: TransportConnectionDelegate {
         _ = startConnection(connection.channel, direction: .accepted(peerAddress: peer), purpose: .accepted)
     }
 
-    /// The addresses of this machine's interfaces, for a wildcard bind (loopback first).
+    /// The addresses a wildcard bind publishes: those of this machine's interfaces that another host
+    /// can reach (``publishableAddresses(_:)``).
     static func localAddresses() -> [String] {
-        var result: [String] = []
         let devices = (try? System.enumerateDevices()) ?? []
-        for device in devices {
-            guard let address = device.address, let ip = address.ipAddress else { continue }
-            if ip.hasPrefix("fe80:") || result.contains(ip) { continue }
-            result.append(ip)
+        return publishableAddresses(devices.compactMap { $0.address?.ipAddress })
+    }
+
+    /// What Perl's kernel publishes for a `*` bind, given the interface addresses: every IPv4 address
+    /// but 127.0.0.0/8, and only the IPv6 addresses that are not loopback (`::1`), link-local
+    /// (`fe80::/10`), unspecified or multicast: global, unique-local and site-local
+    /// ones. So a peer on another host never gets an address that leads back to itself. Only a host
+    /// with no such address (loopback alone) publishes its loopback addresses, so nodes on it still
+    /// reach each other. IPv4 first, each family in address order, no duplicates.
+    static func publishableAddresses(_ addresses: [String]) -> [String] {
+        var parsed: [IPAddress] = []
+        for text in addresses {
+            guard let address = parseIP(text), !parsed.contains(address) else { continue }
+            parsed.append(address)
         }
-        return result.sorted { lhs, rhs in
-            let lhsLoop = lhs.hasPrefix("127.") || lhs == "::1"
-            let rhsLoop = rhs.hasPrefix("127.") || rhs == "::1"
-            return lhsLoop != rhsLoop ? lhsLoop : lhs < rhs
-        }
+        let reachable = parsed.filter(isReachableFromOtherHosts)
+        let chosen = reachable.isEmpty ? parsed.filter(isLoopback) : reachable
+        return chosen.sorted { lhs, rhs in
+            lhs.family != rhs.family ? lhs.family == .ipv4 : lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        }.map(formatIP)
+    }
+
+    private static func isLoopback(_ address: IPAddress) -> Bool {
+        address.family == .ipv4 ? address.bytes[0] == 127 : address == .ipv6Loopback
+    }
+
+    private static func isReachableFromOtherHosts(_ address: IPAddress) -> Bool {
+        let bytes = address.bytes
+        if address.family == .ipv4 { return bytes[0] != 127 && bytes != IPAddress.ipv4Any.bytes }
+        if address == .ipv6Loopback || address == .ipv6Any { return false }
+        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false }  // fe80::/10 link-local
+        if bytes[0] == 0xFF { return false }  // multicast
+        return true
     }
 
     // MARK: Dialling
