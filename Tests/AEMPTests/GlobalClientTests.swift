@@ -356,6 +356,11 @@ struct GlobalClientTests {
         #expect(client.receive(from: seed, tag: "g_slave", arguments: []).isEmpty)
         // A global node answers lookups itself.
         #expect(client.lookup(me) == [.lookupResult(node: me, addresses: ["127.0.0.1:4045"])])
+        // An unknown node: the answer waits for the g_set of the global node `other`, then it is null.
+        #expect(client.lookup(NodeID("nobody")!) == [])
+        #expect(
+            client.receive(from: other, tag: "g_set", arguments: [["'l": [:]]]).contains(
+                .lookupResult(node: NodeID("nobody")!, addresses: nil)))
         #expect(client.lookup(NodeID("nobody")!) == [.lookupResult(node: NodeID("nobody")!, addresses: nil)])
     }
 

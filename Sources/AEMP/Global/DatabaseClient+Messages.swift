@@ -47,7 +47,7 @@ extension DatabaseClient {
         }
     }
 
-    private func forwardToGlobal(from: NodeID, tag: String, arguments: [Value]) {
+    func forwardToGlobal(from: NodeID, tag: String, arguments: [Value]) {
         guard globalDatabase != nil else { return }
         let effects = globalDatabase!.handle(from: from, tag: tag, arguments: arguments)
         apply(effects, from: from, tag: tag)

@@ -326,14 +326,15 @@ public final class DatabaseClient {
     }
 
     /// Looks up the addresses of a node (spec §7 step 2). A global node answers from its merged `'l`
-    /// at once; any other node asks its master with `["","g_find",node]` (kept and re-sent to a new
-    /// master until answered).
+    /// (at once, unless it is still waiting for another global node's `g_set` and does not know the
+    /// node yet: then when that arrives); any other node asks its master with `["","g_find",node]`
+    /// (kept and re-sent to a new master until answered).
     ///
     /// - Parameter node: the node to find.
     /// - Returns: actions to apply; the answer is a ``DatabaseAction/lookupResult(node:addresses:)``.
     public func lookup(_ node: NodeID) -> [DatabaseAction] {
-        if let globalDatabase {
-            output.append(.lookupResult(node: node, addresses: globalDatabase.addresses(of: node)))
+        if globalDatabase != nil {
+            forwardToGlobal(from: localNode, tag: "g_find", arguments: [.text(node.rawValue)])
         } else {
             addPending("g_find \(node.rawValue)", DatabaseCoding.message("g_find", .text(node.rawValue)))
         }

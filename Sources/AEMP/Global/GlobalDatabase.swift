@@ -44,6 +44,13 @@ public struct GlobalDatabase: Sendable {
     public private(set) var subscribers: [String: [NodeID]] = [:]
     /// The families each node monitors, for clean-up when it goes down.
     private var monitoredFamilies: [NodeID: Set<String>] = [:]
+    /// Other global nodes this node greeted as global whose `g_set` (their slaves' databases) has
+    /// not arrived yet.
+    public private(set) var awaitingSet: Set<NodeID> = []
+    /// `g_find`s for nodes the merged `'l` does not know yet, held while ``awaitingSet`` is not empty.
+    private var deferredFinds: [(from: NodeID, name: String)] = []
+    /// At most this many `g_find`s wait for a `g_set`; any further one is answered at once.
+    public static let maximumDeferredFinds = 1024
 
     /// Creates the global role for a node.
     ///
@@ -99,6 +106,7 @@ public struct GlobalDatabase: Sendable {
     public mutating func nodeDown(_ node: NodeID) -> [Effect] {
         var effects: [Effect] = []
         disconnect(node, into: &effects)
+        answerDeferredFinds(into: &effects)
         return effects
     }
 
@@ -135,6 +143,8 @@ public struct GlobalDatabase: Sendable {
             // A global node's listeners are mirrored into our own database, so that every global
             // node can find every other one.
             effects.append(.setLocal(family: DatabaseFamilyName.listeners, key: from.rawValue, value: binds))
+            awaitingSet.remove(from)
+            answerDeferredFinds(into: &effects)
         case "g_upd":
             guard let familyName = arguments.first?.stringValue else {
                 return [.malformed(reason: "g_upd: family is not a string")]
@@ -150,8 +160,16 @@ public struct GlobalDatabase: Sendable {
             guard let name = arguments.first?.stringValue else {
                 return [.malformed(reason: "g_find: node ID is not a string")]
             }
-            let addresses = merged[DatabaseFamilyName.listeners]?[name] ?? .null
-            effects.append(.send(to: from, message: DatabaseCoding.message("g_found", .text(name), addresses)))
+            // Deviation: a node that has just become global does not know the other global nodes'
+            // slaves until their g_set arrives (a round trip); Perl answers null meanwhile, and the
+            // asking node fails with "no known address". Here the answer waits for those g_sets.
+            if merged[DatabaseFamilyName.listeners]?[name] == nil, !awaitingSet.isEmpty,
+                deferredFinds.count < Self.maximumDeferredFinds
+            {
+                deferredFinds.append((from, name))
+            } else {
+                answerFind(from: from, name: name, into: &effects)
+            }
         case "g_db_family", "g_db_keys", "g_db_values":
             guard arguments.count >= 2, let familyName = arguments[0].stringValue else {
                 return [.malformed(reason: "\(tag): expected family and request ID")]
@@ -187,8 +205,30 @@ public struct GlobalDatabase: Sendable {
 
     // MARK: - Internals
 
+    /// `["","g_found",name,addresses-or-null]` for `from`.
+    private func answerFind(from: NodeID, name: String, into effects: inout [Effect]) {
+        let addresses = merged[DatabaseFamilyName.listeners]?[name] ?? .null
+        effects.append(.send(to: from, message: DatabaseCoding.message("g_found", .text(name), addresses)))
+    }
+
+    /// Answers the held `g_find`s that can be answered: those whose node is now known, and all of
+    /// them once no `g_set` is awaited.
+    private mutating func answerDeferredFinds(into effects: inout [Effect]) {
+        guard !deferredFinds.isEmpty else { return }
+        var waiting: [(from: NodeID, name: String)] = []
+        for find in deferredFinds {
+            if awaitingSet.isEmpty || merged[DatabaseFamilyName.listeners]?[find.name] != nil {
+                answerFind(from: find.from, name: find.name, into: &effects)
+            } else {
+                waiting.append(find)
+            }
+        }
+        deferredFinds = waiting
+    }
+
     /// Perl: `g_global_connect`: note the other global node in `'g` and send it our slaves' data.
-    private func connectGlobal(_ node: NodeID, into effects: inout [Effect]) {
+    private mutating func connectGlobal(_ node: NodeID, into effects: inout [Effect]) {
+        awaitingSet.insert(node)
         effects.append(.setLocal(family: DatabaseFamilyName.globalNodes, key: node.rawValue, value: .null))
         var combined = DatabaseContents()
         for source in slaves.sorted() {
@@ -203,6 +243,8 @@ public struct GlobalDatabase: Sendable {
     /// Perl: `g_disconnect`.
     private mutating func disconnect(_ node: NodeID, into effects: inout [Effect]) {
         globalNodes.remove(node)
+        awaitingSet.remove(node)
+        deferredFinds.removeAll { $0.from == node }
         // Deviation: Perl drops the subscriptions after the clean-up and so sends g_chg2 to the
         // node that just went down; dropping them first sends nothing to it.
         if let families = monitoredFamilies.removeValue(forKey: node) {
