@@ -60,12 +60,18 @@ final class AempProcess: @unchecked Sendable {
     let errors = StreamText()
     let arguments: [String]
 
-    /// Starts `aemp arguments...` with exactly `environment`.
-    init(_ arguments: [String], environment: [String: String]) throws {
+    /// Starts `aemp arguments...` with exactly `environment`; with a `launcher` (e.g. `ip netns exec
+    /// <name>`), as `launcher... aemp arguments...`.
+    init(_ arguments: [String], environment: [String: String], launcher: [String] = []) throws {
         guard let binary = AempBinary.path else { throw CLITestFailure("the aemp executable was not found next to the tests") }
         self.arguments = arguments
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+        }
         process.environment = environment
         process.standardInput = FileHandle.nullDevice
         let outPipe = Pipe()
@@ -151,9 +157,12 @@ final class ProcessSandbox: Sendable {
         return environment
     }
 
-    /// Starts `aemp run ...` and waits for its banner; returns the process and its node ID.
-    func startNode(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> (AempProcess, String) {
-        let node = try AempProcess(["run"] + arguments, environment: environment(extra))
+    /// Starts `aemp run ...` (behind `launcher`, if any) and waits for its banner; returns the process
+    /// and its node ID.
+    func startNode(
+        _ arguments: [String], environment extra: [String: String] = [:], launcher: [String] = []
+    ) async throws -> (AempProcess, String) {
+        let node = try AempProcess(["run"] + arguments, environment: environment(extra), launcher: launcher)
         let started = await node.waitUntil { $0.output.text.contains(" is running") || !$0.process.isRunning }
         guard started, let line = node.output.text.split(separator: "\n").first(where: { $0.contains(" is running") }) else {
             throw CLITestFailure("node did not start:\n\(node.transcript)")
@@ -165,10 +174,11 @@ final class ProcessSandbox: Sendable {
     }
 
     /// Runs a client command to completion (hard limit `timeout`).
-    func client(_ arguments: [String], environment extra: [String: String] = [:], timeout: Duration = .seconds(12)) async throws
-        -> (status: Int32?, output: String, errors: String, process: AempProcess)
-    {
-        let process = try AempProcess(arguments, environment: environment(extra))
+    func client(
+        _ arguments: [String], environment extra: [String: String] = [:], launcher: [String] = [],
+        timeout: Duration = .seconds(12)
+    ) async throws -> (status: Int32?, output: String, errors: String, process: AempProcess) {
+        let process = try AempProcess(arguments, environment: environment(extra), launcher: launcher)
         let status = await process.finish(timeout: timeout)
         return (status, process.output.text, process.errors.text, process)
     }
