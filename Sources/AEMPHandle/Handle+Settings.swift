@@ -28,6 +28,12 @@ extension Handle {
 
     /// Replaces the drain callback; it runs at once when the write buffer is at or below the low water
     /// mark. Perl: `on_drain`.
+    ///
+    /// A callback that writes again (a refill) gets its next call once the kernel has taken those
+    /// bytes. Unlike Perl, that call does not run from inside the callback's `pushWrite` when the
+    /// bytes went out at once: Perl nests one level deeper per refill (depths 1, 2, 3, ... without
+    /// limit), here the calls of a refill chain run one after the other at depth 2 at most, with the
+    /// same bytes in the same order. See the "Deviations from Perl" in <doc:ReadQueue>.
     public func onDrain(_ callback: ((Handle) -> Void)?) {
         core.setOnDrain(callback.map { .user($0) })
     }
