@@ -145,6 +145,14 @@ enum NodeCommands {
         }
     }
 
+    /// The banner's liveness line: how long a silent peer may stay up.
+    static func livenessText(_ timeout: Duration) -> String {
+        guard timeout > .zero else { return "off: only TCP notices lost peers (liveness_timeout 0)" }
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let text = seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+        return "a peer silent for \(text) s is taken as lost (liveness_timeout)"
+    }
+
     /// The text `aemp run` prints once its node listens: node ID, listener addresses, seeds, and how
     /// to talk to the node from a second terminal.
     static func banner(node: RunningNode, plan: RunPlan) -> [String] {
@@ -158,6 +166,7 @@ enum NodeCommands {
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
         lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
+        lines.append("  liveness:     " + livenessText(configuration.livenessTimeout))
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),

@@ -27,7 +27,7 @@ extension NodeConfiguration {
     /// `norc`, `force` and `eval`, which concern profile lookup or the command line and are ignored here.
     public static let perlKeys: Set<String> = [
         "nodeid", "binds", "seeds", "secret", "cert", "auth_offer", "auth_accept", "framing_format",
-        "monitor_timeout", "connect_interval", "nodelay", "autocork", "secure", "services",
+        "monitor_timeout", "connect_interval", "nodelay", "autocork", "secure", "services", "liveness_timeout",
     ]
 
     /// Creates a configuration from Perl `configure` arguments / profile keys, starting from the
@@ -69,6 +69,7 @@ extension NodeConfiguration {
             framingFormats = framings
         case "monitor_timeout": monitorTimeout = try Self.duration(key, value)
         case "connect_interval": connectInterval = try Self.duration(key, value)
+        case "liveness_timeout": livenessTimeout = try Self.duration(key, value, zeroAllowed: true)
         case "nodelay": nodelay = try Self.bool(key, value)
         case "autocork": autocork = try Self.bool(key, value)
         case "secure": secure = try Self.bool(key, value)
@@ -123,9 +124,13 @@ extension NodeConfiguration {
         }
     }
 
-    private static func duration(_ key: String, _ value: Value) throws(NodeConfigurationError) -> Duration {
-        guard let seconds = number(value), seconds.isFinite, seconds > 0, seconds < 1e9 else {
-            throw NodeConfigurationError(key: key, reason: "expected a positive number of seconds")
+    private static func duration(
+        _ key: String, _ value: Value, zeroAllowed: Bool = false
+    ) throws(NodeConfigurationError) -> Duration {
+        guard let seconds = number(value), seconds.isFinite, seconds > 0 || (zeroAllowed && seconds == 0), seconds < 1e9
+        else {
+            let expected = zeroAllowed ? "a number of seconds, 0 or more" : "a positive number of seconds"
+            throw NodeConfigurationError(key: key, reason: "expected \(expected)")
         }
         return .milliseconds(Int64((seconds * 1000).rounded()))
     }

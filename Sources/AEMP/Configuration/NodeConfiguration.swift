@@ -51,6 +51,28 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var secure: Bool
     /// Services to start on this node, as function names (Perl `services`).
     public var services: [String]
+    /// Swift only (configure key `liveness_timeout`, seconds; `0` disables): how long a node
+    /// connection may stay silent before the peer is taken for dead. Default 10 s.
+    ///
+    /// TCP alone notices a peer that stops without closing (a stopped or hung process, a frozen
+    /// machine, a pulled cable, a partition) only after hours when idle, or many minutes while data
+    /// is queued. So a node watches every node connection: when nothing has arrived for a third of
+    /// this time it sends a probe that every AEMP node answers, Perl's included (a kernel `snd` relay
+    /// back to its own node port with the empty, do-nothing tag: `["","snd","<self>#",""]`). Any
+    /// byte from the peer counts as life, and so does the socket taking our queued bytes while its
+    /// send buffer is full (the peer is reading a large transfer and has nothing to say). After this
+    /// long in silence the connection is closed as lost: every monitor of the peer's ports fires with
+    /// `transport_error <node> no data for <n> s`, the node is reported down, queued messages are
+    /// dropped, and reconnection follows the usual rules. A peer is declared dead between this time
+    /// and 1.1 × this time after its last byte.
+    ///
+    /// 10 s notices a lost peer fast (Erlang's default takes 45–75 s) yet never fires on a healthy
+    /// link: a busy peer answers the probe from its event loop within milliseconds, a bulk transfer
+    /// keeps the socket moving, and a peer's loop would have to stop for 6–7 s to miss the probe
+    /// and its answer. Raise it for peers whose event loop may block longer (e.g. a Perl node running a
+    /// long callback); lower it (e.g. 3 s) for faster detection on a quiet local network.
+    public var livenessTimeout: Duration = .seconds(10)
+
     /// Swift only: ``Node/send(to:_:)`` waits while more than this many bytes wait to be written to
     /// the destination's connection (or while this many messages wait for a connection to come up),
     /// so that a fast producer cannot exhaust memory. `snd` (``Node/send(_:_:)-([Value])``) never waits.

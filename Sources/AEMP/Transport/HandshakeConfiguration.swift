@@ -24,6 +24,9 @@ public struct HandshakeConfiguration: Sendable {
     public var nodelay: Bool = true
     /// Whether connections coalesce writes per loop tick (Perl `autocork`, default off).
     public var autocork: Bool = false
+    /// How long a connection in the data phase may stay silent before the peer is taken for dead;
+    /// `.zero` disables the check (``NodeConfiguration/livenessTimeout``, default 10 s).
+    public var livenessTimeout: Duration = .seconds(10)
 
     /// Creates a handshake configuration.
     ///
@@ -69,6 +72,7 @@ public struct HandshakeConfiguration: Sendable {
         )
         nodelay = node.nodelay
         autocork = node.autocork
+        livenessTimeout = node.livenessTimeout
     }
 
     /// Whether a non-empty secret is configured.

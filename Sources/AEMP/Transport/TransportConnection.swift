@@ -179,6 +179,11 @@ final class TransportConnection {
     private var sendFraming = Framing.cbor
     private var jsonDecoder: JSONStreamDecoder?
     private var cborDecoder: CBORStreamDecoder?
+    /// Read events in the data phase (the liveness check compares it, the read path only counts).
+    var readEvents: UInt64 = 0
+    /// The liveness check of the data phase; nil when off (``HandshakeConfiguration/livenessTimeout``
+    /// zero) or outside the data phase.
+    var liveness: Liveness?
 
     /// Creates a connection; nothing happens until ``start()``.
     ///
@@ -395,7 +400,9 @@ final class TransportConnection {
     private func readable() {
         switch phase {
         case .handshaking: runHandshake()
-        case .data: deliverMessages()
+        case .data:
+            readEvents &+= 1
+            deliverMessages()
         default: break
         }
     }
@@ -547,6 +554,7 @@ final class TransportConnection {
         // Perl's `autocork` option only matters for the handshake lines.
         handle.autocork = true
         handle.onRead { [self] _ in readable() }
+        startLiveness()
     }
 
     // MARK: Data phase
@@ -610,7 +618,7 @@ final class TransportConnection {
         handleError(HandleError(.none, message: "Unexpected end-of-file", fatal: true))
     }
 
-    private func finish(_ message: String, authenticated: Bool = false) {
+    func finish(_ message: String, authenticated: Bool = false) {
         switch phase {
         case .ended, .handedOver: return
         default: break
@@ -623,6 +631,7 @@ final class TransportConnection {
 
     /// Drops this connection's callbacks from the handle (breaking the handle → connection cycle).
     private func detach() {
+        stopLiveness()
         handle.onRead(nil)
         handle.onStartTLS(nil)
         handle.onTimeout(.read, nil)

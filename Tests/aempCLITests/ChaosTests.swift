@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Testing
+
+/// Faults on real `aemp run` processes: a peer that stops without closing (SIGSTOP), a network
+/// partition between two hosts (network namespaces), a node killed and restarted with the same ID.
+/// Each fault is detected by the liveness check (`liveness_timeout`) within the timeout plus one
+/// second, and the network heals by itself afterwards. CI runs these short versions.
+@Suite(
+    "Chaos: real processes under faults", .serialized,
+    .enabled(if: AempBinary.path != nil, "needs the built aemp executable"))
+struct ChaosTests {
+    static let secret = "chaos-test-secret"
+    static let liveness = 2.0
+
+    /// The time from `start` until `process`'s log says `text`, or nil within `limit`.
+    static func timeUntil(
+        _ process: AempProcess, logs text: String, since start: ContinuousClock.Instant, limit: Duration = .seconds(15)
+    ) async -> Duration? {
+        let seen = await process.waitUntil(timeout: limit) { $0.errors.text.contains(text) }
+        return seen ? ContinuousClock.now - start : nil
+    }
+
+    /// How many times `text` occurs in the process's log.
+    static func count(_ process: AempProcess, _ text: String) -> Int {
+        process.errors.text.components(separatedBy: text).count - 1
+    }
+
+    @Test("SIGSTOP: the stopped peer is detected within the timeout + 1 s, and after SIGCONT they reconnect", .timeLimit(.minutes(2)))
+    func stoppedPeer() async throws {
+        let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
+        let seedAddress = "127.0.0.1:\(AempBinary.freePort())"
+        let liveness = ["liveness_timeout", String(Self.liveness)]
+        let (a, _) = try await sandbox.startNode(["nodeid", "chaos-a", "binds", seedAddress, "seeds", seedAddress] + liveness)
+        defer { a.signal(SIGKILL) }
+        let (b, _) = try await sandbox.startNode(
+            ["nodeid", "chaos-b", "binds", "127.0.0.1:\(AempBinary.freePort())", "seeds", seedAddress] + liveness)
+        defer { b.signal(SIGKILL) }
+        #expect(b.output.text.contains("liveness:     a peer silent for 2 s is taken as lost"), "\(b.transcript)")
+        #expect(await a.waitUntil { $0.errors.text.contains("node chaos-b is up") }, "\(a.transcript)")
+
+        let stopped = ContinuousClock.now
+        b.signal(SIGSTOP)
+        let detected = await Self.timeUntil(a, logs: "node chaos-b is down: no data for 2 s", since: stopped)
+        let elapsed = try #require(detected, "\(a.transcript)")
+        #expect(elapsed < .seconds(Self.liveness + 1), "detected after \(elapsed)")
+        #expect(elapsed >= .seconds(Self.liveness - 0.1), "detected after \(elapsed)")
+
+        // The stopped side resumes: it finds its connection closed, and the two reconnect (b dials
+        // its seed again); a client reaches b through a.
+        b.signal(SIGCONT)
+        #expect(await b.waitUntil { Self.count($0, "node chaos-a is up") >= 2 }, "\(b.transcript)")
+        #expect(await a.waitUntil { Self.count($0, "node chaos-b is up") >= 2 }, "\(a.transcript)")
+        let client = ["AEMP_CONFIG": "{\"seeds\":[\"\(seedAddress)\"]}"]
+        let call = try await sandbox.client(["cal", "chaos-b#", "time"], environment: client)
+        #expect(call.status == 0, "\(call.process.transcript)")
+        #expect(!b.errors.text.contains("no data for"), "b was never silent for long: \(b.transcript)")
+    }
+
+    @Test("partition: both sides detect it within the timeout + 1 s; after it heals they reconnect and the database converges", .timeLimit(.minutes(2)))
+    func partition() async throws {
+        guard NetworkNamespaces.enabled else { return }
+        let network = try NetworkNamespaces(hosts: 2)
+        defer { network.tearDown() }
+        let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
+        let seed = "\(network.hosts[0].ipv4):4040"
+        let liveness = ["liveness_timeout", String(Self.liveness)]
+        var nodes: [AempProcess] = []
+        defer { for node in nodes { node.signal(SIGKILL) } }
+        for host in network.hosts {
+            let (node, _) = try await sandbox.startNode(
+                ["nodeid", host.name, "binds", "[\"*:4040\"]", "seeds", seed] + liveness, launcher: host.launcher)
+            nodes.append(node)
+        }
+        #expect(await nodes[0].waitUntil { $0.errors.text.contains("node host2 is up") }, "\(nodes[0].transcript)")
+        #expect(await nodes[1].waitUntil { $0.errors.text.contains("node host1 is up") }, "\(nodes[1].transcript)")
+
+        // Pull host2's cable: nothing is closed, every packet is lost.
+        let cut = ContinuousClock.now
+        try network.setLink(of: network.hosts[1], up: false)
+        let atHost1 = await Self.timeUntil(nodes[0], logs: "node host2 is down: no data for 2 s", since: cut)
+        let atHost2 = await Self.timeUntil(nodes[1], logs: "node host1 is down: no data for 2 s", since: cut)
+        let one = try #require(atHost1, "\(nodes[0].transcript)")
+        let two = try #require(atHost2, "\(nodes[1].transcript)")
+        #expect(one < .seconds(Self.liveness + 1) && two < .seconds(Self.liveness + 1), "host1 \(one), host2 \(two)")
+
+        // Heal: host2 dials its seed again (back-off under a second at first); both see each other up
+        // and a database entry set on each side is visible from the other within the bound.
+        let healed = ContinuousClock.now
+        try network.setLink(of: network.hosts[1], up: true)
+        #expect(await nodes[0].waitUntil(timeout: .seconds(20)) { Self.count($0, "node host2 is up") >= 2 }, "\(nodes[0].transcript)")
+        let reconnected = ContinuousClock.now - healed
+        #expect(reconnected < .seconds(15), "reconnected after \(reconnected)")
+        let client = ["AEMP_CONFIG": "{\"seeds\":[\"127.0.0.1:4040\"]}"]
+        for (from, to) in [(network.hosts[0], network.hosts[1]), (network.hosts[1], network.hosts[0])] {
+            let listed = try await sandbox.client(["nodes"], environment: client, launcher: from.launcher, timeout: .seconds(20))
+            #expect(listed.output.contains(to.name), "\(from.name): \(listed.process.transcript)")
+            let call = try await sandbox.client(["cal", "\(to.name)#", "time"], environment: client, launcher: from.launcher)
+            #expect(call.status == 0, "\(from.name) → \(to.name): \(call.process.transcript)")
+        }
+    }
+}
