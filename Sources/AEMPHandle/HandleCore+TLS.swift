@@ -69,7 +69,7 @@ extension HandleCore {
                 handler = NIOSSLServerHandler(context: tlsContext.serverContext)
             }
         } catch {
-            reportError(HandleError(.protocolError, message: "\(error)", fatal: true))
+            reportError(HandleError(.protocolError, message: Self.tlsMessage(error), fatal: true))
             return
         }
         let session = TLSSession(handler: handler, mode: mode)
@@ -175,7 +175,7 @@ extension HandleCore {
             receiveError(Self.mapError(error))
             return
         }
-        let message = Self.tlsMessage(error)
+        let message = Self.tlsMessage(error, duringHandshake: tls?.phase == .handshaking)
         if let session = tls, session.phase == .handshaking, let onStartTLS = tlsSettings.onStartTLS {
             // Perl: handshake failures go to on_starttls instead of on_error. The TLS handler closes
             // the connection, which the handle then sees as an end of file.
@@ -191,11 +191,9 @@ extension HandleCore {
             || error is NIOTLSUnwrappingError || error is NIOSSLCloseTimedOutError
     }
 
-    static func tlsMessage(_ error: any Error) -> String {
-        if let ssl = error as? NIOSSLError, case .handshakeFailed(let inner) = ssl {
-            return "TLS handshake failed: \(inner)"
-        }
-        return "TLS error: \(error)"
+    /// The message of a TLS error: short, and the same on every machine (see ``TLSErrorText``).
+    static func tlsMessage(_ error: any Error, duringHandshake: Bool = false) -> String {
+        TLSErrorText.message(for: error, duringHandshake: duringHandshake)
     }
 
     /// The name sent in the client hello: the peer name unless it is an IP address (an empty or

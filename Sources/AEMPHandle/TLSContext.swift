@@ -171,7 +171,7 @@ public final class TLSContext: Sendable {
         } catch let error as HandleError {
             throw error
         } catch {
-            throw HandleError(.protocolError, message: "TLS context: \(error)", fatal: true)
+            throw HandleError(.protocolError, message: "TLS context: \(TLSErrorText.text(for: error))", fatal: true)
         }
     }
 
