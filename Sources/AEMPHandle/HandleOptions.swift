@@ -48,8 +48,8 @@ public struct HandleOptions {
     public var tlsContext: TLSContext?
     /// Perl: `on_starttls ($handle, $success, $message)`: the TLS handshake finished. While set, a
     /// failed handshake is reported here instead of through `onError`. A failure's message is short
-    /// and the same on every machine, e.g. `TLS handshake failed: certificate verification failed
-    /// (error:1000007d)` (see <doc:TLS>).
+    /// and the same on every machine (see <doc:TLS>), for example
+    /// `TLS handshake failed: certificate verification failed (error:1000007d)`.
     public var onStartTLS: ((Handle, Bool, String) -> Void)?
     /// Perl: `on_stoptls ($handle)`: TLS was shut down (close notify) and the connection is plain
     /// again. Without it, the peer's close notify is an end of file.
