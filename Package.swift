@@ -138,9 +138,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A node process for the chaos tests and scripts/chaos.sh (sink, storm and mesh roles).
+        .executableTarget(
+            name: "aemp-chaos-node",
+            dependencies: ["AEMP", "AEMPCodecs"],
+            path: "Tests/ChaosNode",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "aempCLITests",
-            dependencies: ["aemp", "AEMP", "AEMPCodecs"],
+            dependencies: ["aemp", "aemp-chaos-node", "AEMP", "AEMPCodecs"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

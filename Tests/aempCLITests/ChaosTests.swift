@@ -30,6 +30,55 @@ struct ChaosTests {
         process.errors.text.components(separatedBy: text).count - 1
     }
 
+    /// The chaos node executable (Tests/ChaosNode), next to aemp.
+    static let chaosNode: String? = AempBinary.path.map {
+        URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("aemp-chaos-node").path
+    }
+
+    /// Starts `aemp-chaos-node <arguments>` (the launcher runs the binary in place of aemp).
+    static func chaosNode(_ arguments: [String], sandbox: ProcessSandbox) throws -> AempProcess {
+        guard let path = chaosNode, FileManager.default.isExecutableFile(atPath: path) else {
+            throw CLITestFailure("aemp-chaos-node was not built next to aemp")
+        }
+        return try AempProcess(arguments, environment: sandbox.environment(), executable: path)
+    }
+
+    /// The last `progress` line of a sink: count, gaps and reorders.
+    static func lastProgress(_ sink: AempProcess) -> (count: Int, gaps: Int, reorders: Int)? {
+        guard let line = sink.output.text.split(separator: "\n").last(where: { $0.hasPrefix("progress ") }) else { return nil }
+        let words = line.split(separator: " ")
+        guard words.count == 6, let count = Int(words[2]) else { return nil }
+        func value(_ word: Substring) -> Int? { word.split(separator: "=").last.flatMap { Int($0) } }
+        guard let gaps = value(words[4]), let reorders = value(words[5]) else { return nil }
+        return (count, gaps, reorders)
+    }
+
+    @Test("kill -9 of a receiver during a storm of 1 M messages: monitors fire, no gap or reordering before the death, bounded sender memory", .timeLimit(.minutes(3)))
+    func killedReceiverDuringStorm() async throws {
+        let sandbox = try ProcessSandbox(rc: nil)
+        let address = "127.0.0.1:\(AempBinary.freePort())"
+        let sink = try Self.chaosNode(["sink", "id=chaos-sink", "bind=\(address)", "seeds=\(address)", "secret=\(Self.secret)"], sandbox: sandbox)
+        defer { sink.signal(SIGKILL) }
+        #expect(await sink.waitUntil { $0.output.text.contains("sink chaos-sink#") }, "\(sink.transcript)")
+        let storm = try Self.chaosNode(["storm", "id=chaos-storm", "seeds=\(address)", "secret=\(Self.secret)", "count=1000000"], sandbox: sandbox)
+        defer { storm.signal(SIGKILL) }
+        #expect(await storm.waitUntil(timeout: .seconds(90)) { $0.output.text.contains("sent 500000 ") }, "\(storm.transcript)")
+        sink.signal(SIGKILL)
+        _ = await sink.finish(timeout: .seconds(5))
+
+        // The storm's monitor of the sink fires with transport_error, and the storm stops.
+        #expect(await storm.waitUntil(timeout: .seconds(15)) { $0.output.text.contains("done sent=") }, "\(storm.transcript)")
+        let monitorLine = storm.output.text.split(separator: "\n").first { $0.hasPrefix("monitor ") } ?? ""
+        #expect(monitorLine.contains("transport_error"), "\(storm.transcript)")
+        // Up to its death the sink saw every message in order, without a gap.
+        let progress = try #require(Self.lastProgress(sink), "\(sink.transcript)")
+        #expect(progress.count >= 400_000 && progress.gaps == 0 && progress.reorders == 0, "\(progress)")
+        // Flow control kept the sender's memory bounded.
+        let done = storm.output.text.split(separator: "\n").first { $0.hasPrefix("done ") } ?? ""
+        let peak = done.split(separator: "=").last.flatMap { Int($0) } ?? .max
+        #expect(peak < 200_000, "peak RSS \(peak) kB: \(done)")
+    }
+
     @Test("SIGSTOP: the stopped peer is detected within the timeout + 1 s, and after SIGCONT they reconnect", .timeLimit(.minutes(2)))
     func stoppedPeer() async throws {
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")

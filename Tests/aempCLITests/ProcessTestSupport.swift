@@ -61,9 +61,11 @@ final class AempProcess: @unchecked Sendable {
     let arguments: [String]
 
     /// Starts `aemp arguments...` with exactly `environment`; with a `launcher` (e.g. `ip netns exec
-    /// <name>`), as `launcher... aemp arguments...`.
-    init(_ arguments: [String], environment: [String: String], launcher: [String] = []) throws {
-        guard let binary = AempBinary.path else { throw CLITestFailure("the aemp executable was not found next to the tests") }
+    /// <name>`), as `launcher... aemp arguments...`; with an `executable`, that program instead of aemp.
+    init(_ arguments: [String], environment: [String: String], launcher: [String] = [], executable: String? = nil) throws {
+        guard let binary = executable ?? AempBinary.path else {
+            throw CLITestFailure("the aemp executable was not found next to the tests")
+        }
         self.arguments = arguments
         if let program = launcher.first {
             process.executableURL = URL(fileURLWithPath: program)
