@@ -90,6 +90,9 @@ struct ChaosNode {
         if let seconds = settings["liveness"].flatMap(Double.init) {
             configuration.livenessTimeout = .milliseconds(Int64(seconds * 1000))
         }
+        if let seconds = settings["connect"].flatMap(Double.init) {
+            configuration.connectInterval = .milliseconds(Int64(seconds * 1000))
+        }
         let node = try await Node.start(configuration)
         report("node \(node.nodeID) \(node.listenerAddresses.joined(separator: " "))")
         switch role {
@@ -198,11 +201,26 @@ struct ChaosNode {
             try await Task.sleep(for: .milliseconds(200))
         }
         report("mesh converged \(ContinuousClock.now - started) rss=\(residentKilobytes())")
-        for other in others { node.send(other, ["hello"]) }
+        // As an application does: watch each destination and send again when the connection was
+        // lost before the message could be confirmed (at most 5 times per destination).
+        let retries = Mutex([String: Int]())
+        var monitors: [MonitorGuard] = []
+        for other in others {
+            node.send(other, ["hello"])
+            monitors.append(node.monitor(other) { reason in
+                let attempt = retries.withLock { table -> Int in
+                    table[other.description, default: 0] += 1
+                    return table[other.description]!
+                }
+                report("resend \(other) \(attempt) \(reason)")
+                if attempt <= 5 { node.send(other, ["hello"]) }
+            })
+        }
         while !Task.isCancelled {
             try await Task.sleep(for: .seconds(5))
             report("rss \(residentKilobytes())")
         }
         watcher.cancel()
+        for monitor in monitors { monitor.cancel() }
     }
 }

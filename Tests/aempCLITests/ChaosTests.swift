@@ -79,6 +79,53 @@ struct ChaosTests {
         #expect(peak < 200_000, "peak RSS \(peak) kB: \(done)")
     }
 
+    /// How many nodes the scale test starts: `AEMP_CHAOS_MESH` (scripts/chaos.sh uses 50), else 20.
+    static var meshSize: Int {
+        ProcessInfo.processInfo.environment["AEMP_CHAOS_MESH"].flatMap(Int.init).map { max(4, $0) } ?? 20
+    }
+
+    @Test("scale: a network of many nodes with two seeds converges, every node reaches every other, and killed nodes are reported to all", .timeLimit(.minutes(5)))
+    func meshAtScale() async throws {
+        let size = Self.meshSize
+        let sandbox = try ProcessSandbox(rc: nil)
+        let seeds = (0..<2).map { _ in "127.0.0.1:\(AempBinary.freePort())" }
+        let started = ContinuousClock.now
+        var nodes: [AempProcess] = []
+        defer { for node in nodes { node.signal(SIGKILL) } }
+        // connect_interval 10 s: with every node starting at once on a small CI machine, a handshake
+        // can take longer than the 2 s default, which would fail the attempt (as in Perl).
+        for index in 0..<size {
+            var arguments = [
+                "mesh", "id=mesh\(index)", "seeds=\(seeds.joined(separator: ","))", "secret=\(Self.secret)", "size=\(size)",
+                "connect=10",
+            ]
+            if index < 2 { arguments.append("bind=\(seeds[index])") }
+            nodes.append(try Self.chaosNode(arguments, sandbox: sandbox))
+        }
+        // Every node hears from every other one.
+        for node in nodes {
+            #expect(await node.waitUntil(timeout: .seconds(120)) { $0.output.text.contains("mesh complete \(size - 1) ") }, "\(node.transcript)")
+        }
+        let converged = ContinuousClock.now - started
+        let rss = nodes.compactMap { node -> Int? in
+            guard let line = node.output.text.split(separator: "\n").first(where: { $0.hasPrefix("mesh converged") }) else { return nil }
+            return line.split(separator: "=").last.flatMap { Int($0) }
+        }
+        print("mesh: \(size) nodes complete after \(converged); RSS per node \(rss.min() ?? 0)–\(rss.max() ?? 0) kB")
+
+        // Kill a fifth of them at once (a seed among them): every survivor reports each one down.
+        let victims = Array(stride(from: 1, to: size, by: 5).prefix(max(2, size / 5)))
+        let killed = ContinuousClock.now
+        for index in victims { nodes[index].signal(SIGKILL) }
+        for (index, node) in nodes.enumerated() where !victims.contains(index) {
+            let reported = await node.waitUntil(timeout: .seconds(30)) { process in
+                victims.allSatisfy { process.output.text.contains("down mesh\($0) ") }
+            }
+            #expect(reported, "mesh\(index) did not report every killed node: \(node.transcript)")
+        }
+        print("mesh: \(victims.count) killed nodes reported by all \(size - victims.count) survivors after \(ContinuousClock.now - killed)")
+    }
+
     @Test("SIGSTOP: the stopped peer is detected within the timeout + 1 s, and after SIGCONT they reconnect", .timeLimit(.minutes(2)))
     func stoppedPeer() async throws {
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")

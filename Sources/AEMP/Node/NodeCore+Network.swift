@@ -314,8 +314,20 @@ extension NodeCore: TransportConnectionDelegate {
         })
     }
 
+    /// Whether a greeting from `node` is refused as "already connected" (spec §3.3 step 5): the node
+    /// has an attached connection, or both nodes are dialling each other at this moment.
+    ///
+    /// Deviation: Perl refuses only for an attached connection; when two handshakes between the same
+    /// pair complete, the newer replaces the older (spec §7 step 5), and the two sides may replace
+    /// opposite ones, so that each closes the connection the other kept and messages are lost
+    /// (reported to monitors as `switched connections` or a reset). For a simultaneous connect the
+    /// connection dialled by the node with the smaller ID is kept, decided alike on both sides: that
+    /// node refuses the other's connection while its own dial is in progress, and the other accepts.
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool {
-        remotes[node]?.isUp ?? false
+        guard let remote = remotes[node] else { return false }
+        if remote.isUp { return true }
+        if case .accepted = c.direction, !remote.dials.isEmpty, nodeID.rawValue < node.rawValue { return true }
+        return false
     }
 
     func connectionAuthenticated(_ c: TransportConnection, _ result: HandshakeResult) -> Bool {

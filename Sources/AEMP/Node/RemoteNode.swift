@@ -111,7 +111,13 @@ final class RemoteNode {
     /// (spec §7 step 3), going round until the attempt ends.
     private func dial(_ addresses: [String], index: Int, generation: UInt64) {
         guard attempt == generation, connecting else { return }
-        core.dial(address: addresses[index % addresses.count], for: self)
+        // The node is dialling us and its handshake is under way: a dial of ours now would make two
+        // connections that both sides then have to sort out (see NodeCore's simultaneous-connect
+        // rule); wait for that one, and dial at the next interval if it failed meanwhile.
+        let greeted = core.pending.values.contains { entry in
+            if case .accepted = entry.1, entry.0.peerGreeting?.nodeID == nodeID { true } else { false }
+        }
+        if !greeted { core.dial(address: addresses[index % addresses.count], for: self) }
         let interval = core.configuration.dialInterval(addressCount: addresses.count)
         let jittered = TimeAmount.nanoseconds(Int64(Double(interval.timeAmount.nanoseconds) * Double.random(in: 0.9...1.0)))
         dialTimer = core.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: jittered) {
