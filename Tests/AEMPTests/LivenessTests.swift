@@ -202,6 +202,26 @@ struct LivenessTests {
         await Self.stop([b, a], groups)
     }
 
+    /// A node whose own loop stops for longer than the timeout (a long callback, a paused VM) does
+    /// not blame the peer for the time it was not running: with a peer that never probes (a Perl
+    /// node, here a node with the check off) the connection survives.
+    @Test("our own pause is not the peer's silence", .timeLimit(.minutes(1)))
+    func ownPauseIsNoFault() async throws {
+        let groups = [MultiThreadedEventLoopGroup(numberOfThreads: 1), MultiThreadedEventLoopGroup(numberOfThreads: 1)]
+        let quiet = try await Node.start(Self.configuration("never-probes", liveness: .zero), group: groups[0])
+        let watcher = try await Node.start(
+            Self.configuration("pauses", liveness: .milliseconds(800), seeds: quiet.listenerAddresses), group: groups[1])
+        try await NodeNetworkTests.waitUntil { await watcher.state(of: quiet.nodeID) == .up }
+        let events = NodeEvents()
+        let guards = [Self.watch(watcher, into: events), Self.watch(quiet, into: events)]
+        _ = try await watcher.eventLoop.submit { usleep(2_000_000) }.get()
+        try await Task.sleep(for: .seconds(2))
+        #expect(events.all.filter { !$0.up }.isEmpty, "\(events.all.map { "\($0.node) \($0.reason)" })")
+        #expect(await watcher.state(of: quiet.nodeID) == .up)
+        _ = guards
+        await Self.stop([watcher, quiet], groups)
+    }
+
     /// A slow consumer: the receiving node's loop is busy with each large message for a while, so
     /// it answers no probe for a long stretch, but it keeps reading.
     @Test("large messages to a slow consumer are no fault", .timeLimit(.minutes(1)))

@@ -8,7 +8,7 @@
 //     sink            registers a port in family "chaos" and checks the sequence numbers each source
 //                     sends: "sink <port>", then "progress <source> <count> <last> gaps=<n> reorders=<n>"
 //                     every 100 000 messages and once a second while messages flow
-//     storm count=N   finds the sinks in family "chaos", monitors them and sends [source, seq] 0..<N
+//     storm count=N [rate=R]  finds the sinks in family "chaos", monitors them and sends [source, seq] 0..<N
 //                     to each (flow-controlled), reporting "sent <n> rss=<kB>" every 100 000 messages,
 //                     "monitor <reason>" when a sink dies, "done sent=<n> peak_rss=<kB>" at the end
 //     mesh size=N     registers a port in family "mesh", waits until N nodes are there, sends one
@@ -97,7 +97,9 @@ struct ChaosNode {
         report("node \(node.nodeID) \(node.listenerAddresses.joined(separator: " "))")
         switch role {
         case "sink": try await sink(node)
-        case "storm": try await storm(node, count: Int(settings["count"] ?? "") ?? 1_000_000)
+        case "storm":
+            try await storm(
+                node, count: Int(settings["count"] ?? "") ?? 1_000_000, rate: settings["rate"].flatMap(Int.init))
         case "mesh": try await mesh(node, size: Int(settings["size"] ?? "") ?? 2)
         default:
             report("unknown role \(role)")
@@ -125,7 +127,8 @@ struct ChaosNode {
         }
     }
 
-    static func storm(_ node: Node, count: Int) async throws {
+    /// `rate`: messages per second to each sink (paced in 10 ms steps); nil: as fast as flow control allows.
+    static func storm(_ node: Node, count: Int, rate: Int?) async throws {
         var sinks: [PortID] = []
         let deadline = ContinuousClock.now + .seconds(30)
         while sinks.isEmpty {
@@ -151,7 +154,13 @@ struct ChaosNode {
         let source = Value.text(node.nodeID.rawValue)
         var peak = residentKilobytes()
         var sent = 0
+        let start = ContinuousClock.now
         for sequence in 0..<count {
+            if let rate, rate > 0, sequence % max(1, rate / 100) == 0 {
+                // Paced: sequence n is due n/rate seconds after the start.
+                let due = start + .milliseconds(Int64(sequence) * 1000 / Int64(rate))
+                if due > .now { try await Task.sleep(until: due) }
+            }
             let targets = alive.withLock { live in sinks.filter { live.contains($0.description) } }
             if targets.isEmpty { break }
             for sink in targets {

@@ -9,13 +9,18 @@ extension TransportConnection {
     /// taking bytes of a backlog (the kernel's send buffer was full, so the bytes it took were
     /// acknowledged: the peer reads a transfer and has nothing to say). After a third of the timeout
     /// without life a probe goes out (at most one per third); after the whole timeout the connection
-    /// ends as lost. Looking at the counters only on the timer keeps the read path free of clocks.
+    /// ends as lost. Time in which this node's own loop did not run (a blocked loop, a stopped
+    /// process) is not counted. Looking at the counters only on the timer keeps the read path free of
+    /// clocks.
     struct Liveness {
         let timeout: Duration
         let probeInterval: Duration
         let tick: Duration
         var lastLife: NIODeadline
         var lastProbe: NIODeadline
+        /// When the timer last ran: a much later run means this node's own loop was not running
+        /// (blocked, or the process stopped), which is no evidence against the peer.
+        var lastTick: NIODeadline
         var seenReadEvents: UInt64
         var lastAccepted: UInt64
         var lastBacklog: Int
@@ -27,6 +32,7 @@ extension TransportConnection {
             tick = max(timeout / 10, .milliseconds(10))
             lastLife = now
             lastProbe = now
+            lastTick = now
             seenReadEvents = readEvents
             lastAccepted = accepted
             lastBacklog = 0
@@ -69,6 +75,11 @@ extension TransportConnection {
     private func livenessTick() {
         guard isConnected, var state = liveness else { return }
         let now = NIODeadline.now()
+        // Time this node itself did not run does not count as the peer's silence: after our own
+        // pause the peer gets the whole timeout to show life again.
+        let late = now - state.lastTick - state.tick.timeAmount
+        if late > state.tick.timeAmount { state.lastLife = state.lastLife + late }
+        state.lastTick = now
         if readEvents != state.seenReadEvents {
             state.seenReadEvents = readEvents
             state.lastLife = now
