@@ -153,6 +153,86 @@ struct ChaosTests {
         print("mesh: \(victims.count) killed nodes reported by all \(size - victims.count) survivors after \(ContinuousClock.now - killed)")
     }
 
+    /// The soak's length and sampling interval: `AEMP_CHAOS_SOAK_SECONDS` (scripts/chaos.sh: 1800
+    /// s, sampled every 10 s), else 20 s sampled every 2 s.
+    static var soak: (seconds: Int, every: Int) {
+        let seconds = ProcessInfo.processInfo.environment["AEMP_CHAOS_SOAK_SECONDS"].flatMap(Int.init).map { max(20, $0) } ?? 20
+        return (seconds, seconds >= 300 ? 10 : 2)
+    }
+
+    /// One sample of a process: resident memory, open descriptors, and the sockets among them.
+    static func sample(_ pid: Int32) -> (rss: Int, fds: Int, sockets: Int)? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let rss = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }),
+            let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+        else { return nil }
+        let sockets = entries.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)"))?.hasPrefix("socket:") ?? false
+        }
+        return (rss, entries.count, sockets.count)
+    }
+
+    @Test("soak: five nodes under steady traffic keep memory, descriptors and connections flat", .timeLimit(.minutes(45)))
+    func soakUnderSteadyTraffic() async throws {
+        let (seconds, every) = Self.soak
+        let sandbox = try ProcessSandbox(rc: nil)
+        let address = "127.0.0.1:\(AempBinary.freePort())"
+        var nodes: [AempProcess] = []
+        defer { for node in nodes { node.signal(SIGKILL) } }
+        let common = ["seeds=\(address)", "secret=\(Self.secret)"]
+        nodes.append(try Self.chaosNode(["sink", "id=soak-sink1", "bind=\(address)"] + common, sandbox: sandbox))
+        nodes.append(try Self.chaosNode(["sink", "id=soak-sink2"] + common, sandbox: sandbox))
+        for node in nodes { #expect(await node.waitUntil { $0.output.text.contains("sink soak-") }, "\(node.transcript)") }
+        // Three senders, 1000 messages a second to each sink, for the whole soak.
+        let rate = 1000
+        for index in 1...3 {
+            nodes.append(try Self.chaosNode(
+                ["storm", "id=soak-storm\(index)", "rate=\(rate)", "count=\(rate * (seconds + 30))"] + common, sandbox: sandbox))
+        }
+        for node in nodes[2...] { #expect(await node.waitUntil { $0.output.text.contains("storm to ") }, "\(node.transcript)") }
+
+        var samples: [[(rss: Int, fds: Int, sockets: Int)]] = Array(repeating: [], count: nodes.count)
+        let start = ContinuousClock.now
+        var lines = ["seconds,node,rss_kb,fds,sockets"]
+        while ContinuousClock.now - start < .seconds(seconds) {
+            try await Task.sleep(for: .seconds(every))
+            let at = Int((ContinuousClock.now - start).components.seconds)
+            for (index, node) in nodes.enumerated() {
+                guard node.process.isRunning, let sample = Self.sample(node.process.processIdentifier) else { continue }
+                samples[index].append(sample)
+                lines.append("\(at),\(index),\(sample.rss),\(sample.fds),\(sample.sockets)")
+            }
+        }
+        if let path = ProcessInfo.processInfo.environment["AEMP_CHAOS_SOAK_CSV"] {
+            try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        for (index, node) in nodes.enumerated() {
+            #expect(node.process.isRunning, "node \(index) ended: \(node.transcript)")
+            let series = samples[index]
+            guard series.count >= 4 else {
+                Issue.record("node \(index): only \(series.count) samples")
+                continue
+            }
+            // After the first quarter (start-up), memory and descriptors stay flat.
+            let settled = Array(series[(series.count / 4)...])
+            let firstHalf = settled.prefix(settled.count / 2).map(\.rss)
+            let lastHalf = settled.suffix(settled.count / 2).map(\.rss)
+            let early = firstHalf.reduce(0, +) / max(1, firstHalf.count)
+            let late = lastHalf.reduce(0, +) / max(1, lastHalf.count)
+            let fds = Set(settled.map(\.fds))
+            let sockets = Set(settled.map(\.sockets))
+            print("soak node \(index): RSS \(early) → \(late) kB, fds \(fds.min() ?? 0)–\(fds.max() ?? 0), sockets \(sockets.min() ?? 0)–\(sockets.max() ?? 0)")
+            #expect(late <= early + early / 10 + 2048, "node \(index): RSS grew from \(early) to \(late) kB")
+            #expect((fds.max() ?? 0) - (fds.min() ?? 0) <= 2, "node \(index): descriptors \(fds.sorted())")
+        }
+        // The sinks saw every message of every sender in order.
+        for sink in nodes[0..<2] {
+            let progress = sink.output.text.split(separator: "\n").filter { $0.hasPrefix("progress ") }
+            #expect(!progress.isEmpty && progress.allSatisfy { $0.hasSuffix("gaps=0 reorders=0") }, "\(sink.transcript)")
+        }
+    }
+
     @Test("SIGSTOP: the stopped peer is detected within the timeout + 1 s, and after SIGCONT they reconnect", .timeLimit(.minutes(15)))
     func stoppedPeer() async throws {
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
