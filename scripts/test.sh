@@ -45,6 +45,23 @@ if [ "${CI:-}" = "true" ] || [ -n "${AEMP_RELEASE_BUILD:-}" ]; then
     swift build -c release
 fi
 
+if [ "${CI:-}" = "true" ] || [ -n "${AEMP_FUZZ_SECONDS:-}" ]; then
+    # Every libFuzzer target (scripts/fuzz-*.sh) for a short time: 30 s each in CI, or
+    # AEMP_FUZZ_SECONDS. They link the release build's dependency objects, made just above in CI.
+    # One summary line per target; a crash or failed invariant fails the run before the tests, with
+    # the end of its log here and the input in fuzz-artifacts/<target>/crashes/.
+    fuzz_seconds="${AEMP_FUZZ_SECONDS:-30}"
+    echo "scripts/test.sh: fuzzing, ${fuzz_seconds} s per target"
+    fuzz_failed=()
+    for fuzz_target in cbor json handshake readers; do
+        FUZZ_QUIET=1 "scripts/fuzz-$fuzz_target.sh" "$fuzz_seconds" || fuzz_failed+=("$fuzz_target")
+    done
+    if [ ${#fuzz_failed[@]} -gt 0 ]; then
+        echo "scripts/test.sh: fuzzing failed: ${fuzz_failed[*]}" >&2
+        exit 1
+    fi
+fi
+
 # Tests run one at a time: several suites block threads while they wait for sockets (bounded waits),
 # and on a 2-core machine Swift concurrency's pool has only two threads; running such tests side by side
 # starved the pool. The whole suite takes about half a minute either way. The time limit turns a hang
