@@ -1,4 +1,5 @@
 import AEMPCodecs
+import AEMPTestSupport
 import Foundation
 import NIOCore
 import Testing

@@ -1,4 +1,5 @@
 import AEMPCodecs
+import AEMPTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -50,25 +51,7 @@ struct CBORWriteTypeTests {
 
     /// Runs `perl -e script` with `input` on its standard input; returns the exit status and output.
     static func perl(_ script: String, input: String) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["perl", "-e", script]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        // The input is a few lines: it fits the pipe, so writing it first cannot block.
-        try stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let error = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self)
-        )
+        try ExternalTool.run(["perl", "-e", script], input: input)
     }
 
     static let perlAvailable: Bool = (try? perl("use CBOR::XS; 1", input: ""))?.status == 0
