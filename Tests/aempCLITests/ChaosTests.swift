@@ -15,12 +15,16 @@ import Testing
     .enabled(if: AempBinary.path != nil, "needs the built aemp executable"))
 struct ChaosTests {
     static let secret = "chaos-test-secret"
-    static let liveness = 2.0
+    /// The nodes' `liveness_timeout` in the SIGSTOP and partition tests: `AEMP_CHAOS_LIVENESS`
+    /// (whole seconds; e.g. 10, the default of a node), else 2.
+    static let liveness = Double(ProcessInfo.processInfo.environment["AEMP_CHAOS_LIVENESS"].flatMap(Int.init).map { max(1, $0) } ?? 2)
+    /// The kill reason's words for that timeout.
+    static var silence: String { "no data for \(Int(liveness)) s" }
 
     /// The time from `start` until `process`'s log says `text` for the `count`th time, or nil within `limit`.
     static func timeUntil(
         _ process: AempProcess, count: Int = 1, logs text: String, since start: ContinuousClock.Instant,
-        limit: Duration = .seconds(15)
+        limit: Duration = .seconds(ChaosTests.liveness + 10)
     ) async -> Duration? {
         let seen = await process.waitUntil(timeout: limit) { Self.count($0, text) >= count }
         return seen ? ContinuousClock.now - start : nil
@@ -237,21 +241,21 @@ struct ChaosTests {
     func stoppedPeer() async throws {
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
         let seedAddress = "127.0.0.1:\(AempBinary.freePort())"
-        let liveness = ["liveness_timeout", String(Self.liveness)]
+        let liveness = ["liveness_timeout", String(Int(Self.liveness))]
         let (a, _) = try await sandbox.startNode(["nodeid", "chaos-a", "binds", seedAddress, "seeds", seedAddress] + liveness)
         defer { a.signal(SIGKILL) }
         let (b, _) = try await sandbox.startNode(
             ["nodeid", "chaos-b", "binds", "127.0.0.1:\(AempBinary.freePort())", "seeds", seedAddress] + liveness)
         defer { b.signal(SIGKILL) }
-        #expect(b.output.text.contains("liveness:     a peer silent for 2 s is taken as lost"), "\(b.transcript)")
+        #expect(b.output.text.contains("liveness:     a peer silent for \(Int(Self.liveness)) s is taken as lost"), "\(b.transcript)")
         #expect(await a.waitUntil { $0.errors.text.contains("node chaos-b is up") }, "\(a.transcript)")
 
         var times: [Duration] = []
         for trial in 1...Self.trials {
             let stopped = ContinuousClock.now
             b.signal(SIGSTOP)
-            let downText = "node chaos-b is down: no data for 2 s"
-            let seen = await a.waitUntil(timeout: .seconds(15)) { Self.count($0, downText) >= trial }
+            let downText = "node chaos-b is down: \(Self.silence)"
+            let seen = await a.waitUntil(timeout: .seconds(Self.liveness + 10)) { Self.count($0, downText) >= trial }
             let elapsed = ContinuousClock.now - stopped
             #expect(seen, "trial \(trial): \(a.transcript)")
             guard seen else {
@@ -281,7 +285,7 @@ struct ChaosTests {
         defer { network.tearDown() }
         let sandbox = try ProcessSandbox(rc: "{\"secret\":\"\(Self.secret)\"}")
         let seed = "\(network.hosts[0].ipv4):4040"
-        let liveness = ["liveness_timeout", String(Self.liveness)]
+        let liveness = ["liveness_timeout", String(Int(Self.liveness))]
         var nodes: [AempProcess] = []
         defer { for node in nodes { node.signal(SIGKILL) } }
         for host in network.hosts {
@@ -298,8 +302,8 @@ struct ChaosTests {
             // Pull host2's cable: nothing is closed, every packet is lost.
             let cut = ContinuousClock.now
             try network.setLink(of: network.hosts[1], up: false)
-            let atHost1 = await Self.timeUntil(nodes[0], count: trial, logs: "node host2 is down: no data for 2 s", since: cut)
-            let atHost2 = await Self.timeUntil(nodes[1], count: trial, logs: "node host1 is down: no data for 2 s", since: cut)
+            let atHost1 = await Self.timeUntil(nodes[0], count: trial, logs: "node host2 is down: \(Self.silence)", since: cut)
+            let atHost2 = await Self.timeUntil(nodes[1], count: trial, logs: "node host1 is down: \(Self.silence)", since: cut)
             let one = try #require(atHost1, "trial \(trial): \(nodes[0].transcript)")
             let two = try #require(atHost2, "trial \(trial): \(nodes[1].transcript)")
             times += [one, two]
