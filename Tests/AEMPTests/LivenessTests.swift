@@ -88,13 +88,15 @@ struct LivenessTests {
     /// The probe is a kernel `snd` relay back to the prober's node port with the empty tag; a peer
     /// that answers it the way Perl's kernel does (`["",""]` to that node port) stays up as long as
     /// it answers, and is declared dead one timeout after it stops.
-    @Test("a peer answering the probe as Perl does stays up; silence ends the connection", .timeLimit(.minutes(1)))
-    func perlShapedPeer() async throws {
+    @Test(
+        "a peer answering the probe as Perl does stays up; silence ends the connection", .timeLimit(.minutes(1)),
+        arguments: [Framing.cbor, .json])
+    func perlShapedPeer(framing: Framing) async throws {
         let liveness = Duration.milliseconds(900)
         let node = try await Node.start(Self.configuration("prober", liveness: liveness))
         let peerID = NodeID("perl-peer-\(UInt32.random(in: 0...UInt32.max))")!
         let peer = try await ScriptedPeer.connect(to: node.listenerAddresses[0])
-        try await peer.handshake(as: peerID, secret: Self.secret, framings: [.cbor])
+        try await peer.handshake(as: peerID, secret: Self.secret, framings: [framing])
         try await NodeNetworkTests.waitUntil { await node.state(of: peerID) == .up }
         let events = NodeEvents()
         let watcher = Self.watch(node, into: events)
@@ -104,9 +106,9 @@ struct LivenessTests {
         let probe: [Value] = ["", "snd", .text("\(node.nodeID.rawValue)#"), ""]
         var lastAnswer = ContinuousClock.now
         for _ in 0..<6 {  // about 2 s of answered probes: 2.2 timeouts
-            let message = try await peer.receive(until: { $0 == probe })
+            let message = try await peer.receive(framing: framing, until: { $0 == probe })
             #expect(message == probe)
-            try await peer.send(["", ""])  // what Perl's kernel sends for `snd "<node>#", ""`
+            try await peer.send(["", ""], framing: framing)  // what Perl's kernel sends for `snd "<node>#", ""`
             lastAnswer = .now
         }
         #expect(await node.state(of: peerID) == .up)
@@ -220,6 +222,35 @@ struct LivenessTests {
         #expect(await watcher.state(of: quiet.nodeID) == .up)
         _ = guards
         await Self.stop([watcher, quiet], groups)
+    }
+
+    /// The same over TLS: the probe and the silence work above the encryption.
+    @Test("over TLS: a stopped peer is detected and both recover", .timeLimit(.minutes(1)))
+    func overTLS() async throws {
+        let certificates = try NodeCertificates.shared.get()
+        let groups = [MultiThreadedEventLoopGroup(numberOfThreads: 1), MultiThreadedEventLoopGroup(numberOfThreads: 1)]
+        var first = Self.configuration("tls-a", liveness: .milliseconds(800))
+        first.certificate = certificates.nodeA
+        let a = try await Node.start(first, group: groups[0])
+        var second = Self.configuration("tls-b", liveness: .milliseconds(800), seeds: a.listenerAddresses)
+        second.certificate = certificates.nodeB
+        let b = try await Node.start(second, group: groups[1])
+        try await NodeNetworkTests.waitUntil { await a.state(of: b.nodeID) == .up }
+        let events = NodeEvents()
+        let watchers = [Self.watch(a, into: events), Self.watch(b, into: events)]
+        // Quiet for three timeouts: the probes keep the link up.
+        try await Task.sleep(for: .milliseconds(2400))
+        #expect(events.all.filter { !$0.up }.isEmpty, "\(events.all.map { "\($0.node) \($0.reason)" })")
+        b.eventLoop.execute { usleep(2_000_000) }
+        try await NodeNetworkTests.waitUntil(within: .seconds(5)) { !events.downs(of: b.nodeID).isEmpty }
+        #expect(events.downs(of: b.nodeID).first?.reason == .transportError(node: b.nodeID, message: "no data for 0.8 s"))
+        try await NodeNetworkTests.waitUntil(within: .seconds(10)) {
+            let aSees = await a.state(of: b.nodeID)
+            let bSees = await b.state(of: a.nodeID)
+            return aSees == .up && bSees == .up
+        }
+        _ = watchers
+        await Self.stop([b, a], groups)
     }
 
     /// A slow consumer: the receiving node's loop is busy with each large message for a while, so
