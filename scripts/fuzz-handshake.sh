@@ -64,6 +64,13 @@ for connection in captures:
         write(name + "-4096", [0x00, 0x06], own, padded + b"\n" + peer[1] + b"\n")
         write(name + "-4097", [0x00, 0x06], own, padded + b"a\n" + peer[1] + b"\n")
         write(name + "-remainder", [0x00, 0x05], own, b"\n".join(peer[:2]) + b"\n" + b"b" * 4097)
+        # Node IDs compare as bytes, as in Perl: the KELVIN SIGN is canonically equivalent to K,
+        # yet a different node ID (also for "already connected").
+        def rename(line, node):
+            fields = line.split(b";")
+            return b";".join(fields[:2] + [node] + fields[3:])
+        kelvin = [rename(own[0], b"Kelvin"), own[1]]
+        write(name + "-kelvin", [0x00, 0x07], kelvin, rename(peer[0], "\u212aelvin".encode()) + b"\n" + peer[1] + b"\n")
         # Already connected; an echo of this side's own lines.
         write(name + "-connected", [0x02, 0x07], own, peer_stream)
         write(name + "-echo", [0x00, 0x07], own, own[0] + b"\n" + own[1] + b"\n")

@@ -99,3 +99,35 @@ struct HandshakeRobustnessTests {
         #expect(outcome.failed)
     }
 }
+
+/// Found by scripts/fuzz-handshake.sh: node IDs compared as Swift strings, so a peer whose node ID
+/// only looked like ours (canonically equivalent, different bytes) was refused as ourselves.
+@Suite("Handshake fuzz regressions")
+struct HandshakeFuzzRegressionTests {
+    /// `K` and `\u{212A}` (KELVIN SIGN) are different node IDs, as in Perl.
+    @Test func canonicallyEquivalentNodeIDsDiffer() throws {
+        let letter = try NodeID(validating: "Kelvin")
+        let sign = try NodeID(validating: "\u{212A}elvin")
+        #expect(letter.rawValue == sign.rawValue)  // what String equality says
+        #expect(letter != sign)
+        #expect(Set([letter, sign]).count == 2)
+        #expect(letter < sign)
+    }
+
+    /// The peer `\u{212A}elvin` talking to the node `Kelvin` is not a self-connection, and not the
+    /// already connected node `Kelvin`.
+    @Test(arguments: [false, true])
+    func lookalikePeerIsAnotherNode(kelvinIsConnected: Bool) throws {
+        let own = try NodeID(validating: "Kelvin")
+        let peer = try NodeID(validating: "\u{212A}elvin")
+        var machine = HandshakeStateMachine(
+            configuration: HandshakeConfiguration(nodeID: own, secret: "secret"), peerAddress: nil)
+        _ = machine.start()
+        let greeting = Greeting.local(
+            nodeID: peer, authAccept: AuthMethod.defaultAccept, framings: Framing.supported, peerAddress: nil)
+        var buffer = ByteBuffer(string: greeting.line + "\n")
+        let directives = machine.receive(&buffer, isAlreadyConnected: { kelvinIsConnected && $0 == own })
+        #expect(directives == [.peerGreeted(greeting)])
+        #expect(!machine.isFinished)
+    }
+}

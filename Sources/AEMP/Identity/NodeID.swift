@@ -74,6 +74,19 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
         lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8)
     }
 
+    /// Node IDs are equal when their UTF-8 bytes are, as Perl compares them (and as ``<(_:_:)``
+    /// orders them). `String` equality would also equate canonically equivalent spellings, so a
+    /// peer calling itself `\u{212A}` (KELVIN SIGN) would count as the node `K`.
+    public static func == (lhs: NodeID, rhs: NodeID) -> Bool {
+        lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
+    }
+
+    /// Hashes the UTF-8 bytes, consistently with ``==(_:_:)``.
+    public func hash(into hasher: inout Hasher) {
+        var text = rawValue
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
     /// A fresh anonymous node ID: `anon/` followed by a remote-unique string (``RemoteUnique``).
     ///
     /// Perl: `configure` without `nodeid` forms `"<profile>/"` and appends RUNIQ; the Swift node uses
