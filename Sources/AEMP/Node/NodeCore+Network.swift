@@ -326,7 +326,7 @@ extension NodeCore: TransportConnectionDelegate {
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool {
         guard let remote = remotes[node] else { return false }
         if remote.isUp { return true }
-        if case .accepted = c.direction, !remote.dials.isEmpty, nodeID.rawValue < node.rawValue { return true }
+        if case .accepted = c.direction, !remote.dials.isEmpty, nodeID < node { return true }
         return false
     }
 
