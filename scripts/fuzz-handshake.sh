@@ -71,6 +71,11 @@ for connection in captures:
             return b";".join(fields[:2] + [node] + fields[3:])
         kelvin = [rename(own[0], b"Kelvin"), own[1]]
         write(name + "-kelvin", [0x00, 0x07], kelvin, rename(peer[0], "\u212aelvin".encode()) + b"\n" + peer[1] + b"\n")
+        # Fields are split at the byte ';' only, as in Perl: U+037E GREEK QUESTION MARK is canonically
+        # equivalent to ';', a combining mark after ';' makes one Swift Character with it.
+        for extra in ("x=\u037e", ";\u0301y=1"):
+            write(name + "-split-" + extra.encode().hex(), [0x00, 0x07], own,
+                  peer[0] + b";" + extra.encode() + b"\n" + b"\n".join(peer[1:]) + b"\n" + rest)
         # Already connected; an echo of this side's own lines.
         write(name + "-connected", [0x02, 0x07], own, peer_stream)
         write(name + "-echo", [0x00, 0x07], own, own[0] + b"\n" + own[1] + b"\n")

@@ -210,6 +210,7 @@ struct HandshakeRun {
                 greeted = true
                 precondition(consumed >= peerLines[0].end, "greeted before line 1 was consumed")
                 precondition(Array(greeting.line.utf8) == peerLines[0].line, "peer greeting does not reformat byte for byte")
+                checkFields(greeting, peerLines[0].line)
             case .startTLS(let role):
                 precondition(configuration.tlsAvailable && peerGreeting?.wantsTLS == true, "TLS without both sides wanting it")
                 precondition(role == TLSRole.decide(ownNonce: ownNonce, peerNonce: peerLines[1].line), "wrong TLS role")
@@ -223,6 +224,28 @@ struct HandshakeRun {
         }
     }
 
+
+    /// The greeting's fields are the line split at the bytes `;` (lists at `,`, items at the first
+    /// `=`), as Perl's `split` sees them.
+    func checkFields(_ greeting: Greeting, _ line: [UInt8]) {
+        func split(_ bytes: ArraySlice<UInt8>, _ separator: Character) -> [[UInt8]] {
+            bytes.split(separator: separator.asciiValue!, omittingEmptySubsequences: false).map { Array($0) }
+        }
+        func list(_ bytes: [UInt8]) -> [[UInt8]] { bytes.isEmpty ? [] : split(bytes[...], ",") }
+        let fields = split(line[...], ";")
+        precondition(fields.count == 5 + greeting.items.count, "greeting has \(fields.count) fields, parsed \(5 + greeting.items.count)")
+        precondition(
+            fields[0] == Array(greeting.protocolName.utf8) && fields[1] == Array(greeting.version.utf8)
+                && fields[2] == Array(greeting.nodeID.rawValue.utf8), "greeting fields 1-3 differ from the bytes")
+        precondition(list(fields[3]) == greeting.authMethods.map { Array($0.rawValue.utf8) }, "auth list differs from the bytes")
+        precondition(list(fields[4]) == greeting.framings.map { Array($0.rawValue.utf8) }, "framing list differs from the bytes")
+        for (field, item) in zip(fields.dropFirst(5), greeting.items) {
+            let parts = field.split(separator: 0x3D, maxSplits: 1, omittingEmptySubsequences: false).map { Array($0) }
+            precondition(
+                parts[0] == Array(item.key.utf8) && parts.dropFirst().first == item.value.map { Array($0.utf8) },
+                "greeting item differs from the bytes")
+        }
+    }
 
     /// The lines a token covers, the sender's first: `a1 LF a2 LF b1 LF b2 LF`.
     func transcript(senderFirst: Bool) -> [UInt8] {

@@ -100,10 +100,23 @@ struct HandshakeRobustnessTests {
     }
 }
 
-/// Found by scripts/fuzz-handshake.sh: node IDs compared as Swift strings, so a peer whose node ID
-/// only looked like ours (canonically equivalent, different bytes) was refused as ourselves.
+/// Found by scripts/fuzz-handshake.sh: node IDs were compared, and greetings split, as Swift strings,
+/// which follow Unicode canonical equivalence and grapheme clusters where Perl compares and splits
+/// bytes.
 @Suite("Handshake fuzz regressions")
 struct HandshakeFuzzRegressionTests {
+    /// U+037E GREEK QUESTION MARK (canonically equivalent to `;`) is part of a field, and a `;`
+    /// followed by a combining mark still separates fields: the line reformats byte for byte.
+    @Test func greetingSplitsAtTheSemicolonByteOnly() throws {
+        let line = "aemp;1;n\u{037E}x;hmac_sha3_512;json;a=\u{037E};\u{0301}b=1"
+        let greeting = try Greeting(parsing: Array(line.utf8))
+        // Compared as bytes: String equality would take U+037E for `;`.
+        #expect(Array(greeting.nodeID.rawValue.utf8) == Array("n\u{037E}x".utf8))
+        #expect(greeting.items.map { Array($0.key.utf8) } == [Array("a".utf8), Array("\u{0301}b".utf8)])
+        #expect(greeting.items.map { $0.value.map { Array($0.utf8) } } == [Array("\u{037E}".utf8), Array("1".utf8)])
+        #expect(Array(greeting.line.utf8) == Array(line.utf8))
+    }
+
     /// `K` and `\u{212A}` (KELVIN SIGN) are different node IDs, as in Perl.
     @Test func canonicallyEquivalentNodeIDsDiffer() throws {
         let letter = try NodeID(validating: "Kelvin")

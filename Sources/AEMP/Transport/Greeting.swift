@@ -149,30 +149,34 @@ public struct Greeting: Sendable, Hashable {
     /// - Throws: ``HandshakeError/Code/unparsableGreeting`` if the line is not UTF-8, has fewer than
     ///   five fields, or its node ID is invalid.
     public init(parsing line: some Collection<UInt8>) throws(HandshakeError) {
-        guard let text = String(validating: line, as: UTF8.self) else {
+        let bytes = Array(line)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
             throw HandshakeError(.unparsableGreeting, "unparsable greeting: not valid UTF-8")
         }
-        let fields = text.split(separator: ";", omittingEmptySubsequences: false)
+        // Split at the bytes `;`, `,` and `=`, as Perl does: Swift's `String` would also split at
+        // U+037E (canonically equivalent to `;`) and not where a combining mark follows the `;`.
+        // ASCII bytes never occur inside a multi-byte sequence, so every piece is valid UTF-8.
+        let fields = bytes.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
         guard fields.count >= 5 else {
             throw HandshakeError(.unparsableGreeting, "unparsable greeting: \(fields.count) fields, expected at least 5")
         }
         let nodeID: NodeID
         do {
-            nodeID = try NodeID(validating: String(fields[2]))
+            nodeID = try NodeID(validating: Self.text(fields[2]))
         } catch {
             throw HandshakeError(.unparsableGreeting, "unparsable greeting: \(error)")
         }
         self.init(
-            protocolName: String(fields[0]),
-            version: String(fields[1]),
+            protocolName: Self.text(fields[0]),
+            version: Self.text(fields[1]),
             nodeID: nodeID,
             authMethods: Self.list(fields[3]).map(AuthMethod.init(rawValue:)),
             framings: Self.list(fields[4]).map(Framing.init(rawValue:)),
             items: fields.dropFirst(5).map { field in
-                if let equals = field.firstIndex(of: "=") {
-                    return Item(key: String(field[..<equals]), value: String(field[field.index(after: equals)...]))
+                if let equals = field.firstIndex(of: UInt8(ascii: "=")) {
+                    return Item(key: Self.text(field[..<equals]), value: Self.text(field[(equals + 1)...]))
                 }
-                return Item(key: String(field), value: nil)
+                return Item(key: Self.text(field), value: nil)
             }
         )
     }
@@ -194,8 +198,12 @@ public struct Greeting: Sendable, Hashable {
         return (name, version)
     }
 
-    private static func list(_ field: Substring) -> [String] {
-        field.isEmpty ? [] : field.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    private static func list(_ field: ArraySlice<UInt8>) -> [String] {
+        field.isEmpty ? [] : field.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map(text)
+    }
+
+    private static func text(_ bytes: ArraySlice<UInt8>) -> String {
+        String(decoding: bytes, as: UTF8.self)
     }
 }
 
