@@ -64,7 +64,8 @@ public struct NodeConfiguration: Sendable, Hashable {
     /// long in silence the connection is closed as lost: every monitor of the peer's ports fires with
     /// `transport_error <node> no data for <n> s`, the node is reported down, queued messages are
     /// dropped, and reconnection follows the usual rules. A peer is declared dead between this time
-    /// and 1.2 × this time after its last byte (the check runs every tenth of it).
+    /// and this time plus two checks after its last byte (the check runs every tenth of the timeout,
+    /// at most every 0.5 s): 10–11 s at the default.
     ///
     /// 10 s notices a lost peer fast (Erlang's default takes 45–75 s) yet never fires on a healthy
     /// link: a busy peer answers the probe from its event loop within milliseconds, a bulk transfer

@@ -5,7 +5,7 @@ import NIOCore
 extension TransportConnection {
     /// The liveness check of one connection in the data phase (``NodeConfiguration/livenessTimeout``).
     ///
-    /// A timer looks every tenth of the timeout. Life is a read since the last look, or the socket
+    /// A timer looks every tenth of the timeout (at most every 0.5 s). Life is a read since the last look, or the socket
     /// taking bytes of a backlog (the kernel's send buffer was full, so the bytes it took were
     /// acknowledged: the peer reads a transfer and has nothing to say). After a third of the timeout
     /// without life a probe goes out (at most one per third); after the whole timeout the connection
@@ -29,7 +29,9 @@ extension TransportConnection {
         init(timeout: Duration, now: NIODeadline, readEvents: UInt64, accepted: UInt64) {
             self.timeout = timeout
             probeInterval = timeout / 3
-            tick = max(timeout / 10, .milliseconds(10))
+            // A read counts from the check that sees it, so detection can come one check late:
+            // checks every tenth of the timeout, at most 0.5 s apart, keep that within the timeout + 0.5 s.
+            tick = max(min(timeout / 10, .milliseconds(500)), .milliseconds(10))
             lastLife = now
             lastProbe = now
             lastTick = now
