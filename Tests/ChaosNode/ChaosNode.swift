@@ -13,7 +13,10 @@
 //                     "monitor <reason>" when a sink dies, "done sent=<n> peak_rss=<kB>" at the end
 //     mesh size=N     registers a port in family "mesh", waits until N nodes are there, sends one
 //                     message to every other node's port: "mesh converged <s> s", "mesh complete
-//                     <received> <s> s", then "down <node> <reason>" for every node that goes down
+//                     <received> <s> s", "master <node>" (its database master), then "down <node> <reason>"
+//                     for every node that goes down; when the master changes, "master <node> at=<ms>"
+//                     and "failover to <node> answered at=<ms> family=<n>" (a db_family through it;
+//                     ms: wall clock since 1970)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,6 +39,13 @@ func residentKilobytes() -> Int {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+}
+
+/// Wall-clock time in milliseconds since 1970 (comparable between processes on one machine).
+func epochMilliseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
 }
 
 /// The sequence check of a sink: per source, every message must carry the next number.
@@ -210,6 +220,24 @@ struct ChaosNode {
             try await Task.sleep(for: .milliseconds(200))
         }
         report("mesh converged \(ContinuousClock.now - started) rss=\(residentKilobytes())")
+        // Master failover, timed in wall-clock milliseconds so that the test can compare with the
+        // moment it killed the master.
+        let masterWatch = Task {
+            var current = await node.databaseMaster()
+            report("master \(current?.rawValue ?? "-")")
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(20))
+                let now = await node.databaseMaster()
+                guard now != current else { continue }
+                let changed = epochMilliseconds()
+                report("master \(now?.rawValue ?? "-") at=\(changed)")
+                current = now
+                guard now != nil else { continue }
+                // The database answers through the new master.
+                let family = try? await node.dbFamily("mesh", timeout: .seconds(10))
+                report("failover to \(now!.rawValue) answered at=\(epochMilliseconds()) family=\(family?.count ?? -1)")
+            }
+        }
         // As an application does: watch each destination and send again when the connection was
         // lost before the message could be confirmed (at most 5 times per destination).
         let retries = Mutex([String: Int]())
@@ -229,6 +257,7 @@ struct ChaosNode {
             try await Task.sleep(for: .seconds(5))
             report("rss \(residentKilobytes())")
         }
+        masterWatch.cancel()
         watcher.cancel()
         for monitor in monitors { monitor.cancel() }
     }

@@ -144,8 +144,21 @@ struct ChaosTests {
         }
         print("mesh: \(size) nodes complete after \(converged); RSS per node \(rss.min() ?? 0)–\(rss.max() ?? 0) kB")
 
-        // Kill a fifth of them at once (a seed among them): every survivor reports each one down.
-        let victims = Array(stride(from: 1, to: size, by: 5).prefix(max(2, size / 5)))
+        // Kill a fifth of them at once, among them the seed that is the database master of most
+        // nodes: every survivor reports each one down, and the nodes that lost their master fail
+        // over to the other seed.
+        func master(_ node: AempProcess) -> String? {
+            node.output.text.split(separator: "\n").first { $0.hasPrefix("master ") }.map { String($0.dropFirst(7)) }
+        }
+        for node in nodes { _ = await node.waitUntil(timeout: .seconds(10)) { master($0) != nil } }
+        let masters = nodes.map(master)
+        let mainMaster = (0..<2).max { a, b in
+            masters.count { $0 == "mesh\(a)" } < masters.count { $0 == "mesh\(b)" }
+        }!
+        let orphans = nodes.indices.filter { masters[$0] == "mesh\(mainMaster)" && $0 >= 2 }
+        var victims = [mainMaster]
+        for index in stride(from: 3, to: size, by: 5) where victims.count < max(2, size / 5) { victims.append(index) }
+        let killedAt = Int(Date().timeIntervalSince1970 * 1000)
         let killed = ContinuousClock.now
         for index in victims { nodes[index].signal(SIGKILL) }
         for (index, node) in nodes.enumerated() where !victims.contains(index) {
@@ -155,6 +168,20 @@ struct ChaosTests {
             #expect(reported, "mesh\(index) did not report every killed node: \(node.transcript)")
         }
         print("mesh: \(victims.count) killed nodes reported by all \(size - victims.count) survivors after \(ContinuousClock.now - killed)")
+        // Failover: every node whose master died has a new one and its db_family answers through it.
+        var failovers: [Int] = []
+        for index in orphans where !victims.contains(index) {
+            let node = nodes[index]
+            let answered = await node.waitUntil(timeout: .seconds(30)) { $0.output.text.contains("failover to mesh\(1 - mainMaster) answered") }
+            let line = node.output.text.split(separator: "\n").last { $0.hasPrefix("failover to ") } ?? ""
+            #expect(answered && !line.hasSuffix("family=-1"), "mesh\(index) did not fail over: \(node.transcript)")
+            let at = line.split(separator: " ").first { $0.hasPrefix("at=") }.flatMap { Int($0.dropFirst(3)) }
+            if let at { failovers.append(at - killedAt) }
+        }
+        failovers.sort()
+        print(
+            "mesh: master mesh\(mainMaster) of \(orphans.count) nodes killed; db_family answered through the other seed after "
+                + "median \(failovers.isEmpty ? 0 : failovers[failovers.count / 2]) ms, max \(failovers.last ?? 0) ms")
     }
 
     /// The soak's length and sampling interval: `AEMP_CHAOS_SOAK_SECONDS` (scripts/chaos.sh: 1800

@@ -49,6 +49,13 @@ extension Node {
         return values
     }
 
+    /// The global node this node's database operations go to (Perl's `$MASTER`): this node itself
+    /// when it is global, `nil` while no global node is connected (operations wait for one). It
+    /// changes when the master is lost; pending requests are then re-sent to the new one.
+    public func databaseMaster() async -> NodeID? {
+        await evaluate { $0.database.master }
+    }
+
     private func query(
         _ timeout: Duration, _ make: @escaping @Sendable (DatabaseClient) -> (DatabaseRequestID, [DatabaseAction])
     ) async throws(CallError) -> DatabaseQueryResult {
