@@ -32,6 +32,8 @@ public struct KillReason: Sendable, Hashable, CustomStringConvertible {
     public static let transportErrorTag = "transport_error"
     /// Tag of a monitor request for a port that does not exist. Perl: `no_such_port`.
     public static let noSuchPortTag = "no_such_port"
+    /// The tag of ``shutdown(node:message:)``.
+    public static let shutdownTag = "shutdown"
     /// Tag of a DataConn failure. Perl: `AnyEvent::MP::DataConn`.
     public static let dataConnTag = "AnyEvent::MP::DataConn"
 
@@ -79,6 +81,18 @@ public struct KillReason: Sendable, Hashable, CustomStringConvertible {
     /// - Returns: the reason.
     public static func transportError(node: NodeID, message: String) -> KillReason {
         KillReason([.text(transportErrorTag), .text(node.rawValue), .text(message)])
+    }
+
+    /// `("shutdown", "<node>", message)`: the port's node shut down gracefully
+    /// (``Node/shutdown(gracePeriod:reason:)``, a ``Node`` service stopping). Swift only; a Perl node
+    /// receives it like any other reason.
+    ///
+    /// - Parameters:
+    ///   - node: the node that shut down.
+    ///   - message: why (default `node shut down`).
+    /// - Returns: the reason.
+    public static func shutdown(node: NodeID, message: String = "node shut down") -> KillReason {
+        KillReason([.text(shutdownTag), .text(node.rawValue), .text(message)])
     }
 
     /// `("no_such_port", "cannot monitor nonexistent port", "<node>#<port>")`: reply to `mon1` for a

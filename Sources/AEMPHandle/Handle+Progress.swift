@@ -15,4 +15,10 @@ extension Handle {
         guard !core.destroyed else { return core.writtenTotal }
         return core.writtenTotal &+ UInt64(max(0, core.inflight - core.channelOutstanding))
     }
+
+    /// All bytes received from the socket so far (plaintext when TLS is on), whether read yet or
+    /// not. Loop only.
+    package var socketReceivedBytes: UInt64 {
+        core.receivedTotal
+    }
 }

@@ -7,6 +7,7 @@ extension HandleCore {
     /// One socket read's worth of bytes from the channel.
     func receive(_ buffer: ByteBuffer) {
         guard !destroyed else { return }
+        receivedTotal &+= UInt64(buffer.readableBytes)
         if reading, stash == nil, !stashReadScheduled, buffer.readableBytes <= readSize {
             processRead(buffer)
         } else if stash == nil {

@@ -97,6 +97,8 @@ final class HandleCore: ChannelInboundHandler {
     var nextEntryID: UInt64 = 1
     var queuedTotal: UInt64 = 0
     var writtenTotal: UInt64 = 0
+    /// All bytes received from the channel so far (after TLS: plaintext).
+    var receivedTotal: UInt64 = 0
     var writeWaiters: Deque<WriteWaiter> = []
 
     enum DrainAction {

@@ -10,7 +10,10 @@ import AEMPCodecs
 import AEMPDataConn
 import AEMPHandle
 import Logging
+import Metrics
 import NIOCore
+import Prometheus
+import ServiceLifecycle
 import Synchronization
 
 /// A started node, as `aemp run` announces it.
@@ -19,6 +22,8 @@ struct RunningNode: Sendable, Hashable {
     var nodeID: NodeID
     /// The concrete listener addresses, `ip:port` (Perl: `$LISTENER`).
     var listenerAddresses: [String]
+    /// Where the Prometheus endpoint listens (`ip:port`), when `metrics` is set.
+    var metricsAddress: String? = nil
 }
 
 /// What `aemp run` adds to a node beyond its configuration.
@@ -28,6 +33,20 @@ struct RunOptions: Sendable, Hashable {
     /// The priority of the threads data connections run on (`data_priority`); `nil`: the library's
     /// default group (background priority).
     var dataPriority: DataThreadPriority? = nil
+    /// Where to serve Prometheus metrics (`metrics`, `host:port`); `nil`: no endpoint.
+    var metricsAddress: (host: String, port: Int)? = nil
+
+    static func == (a: RunOptions, b: RunOptions) -> Bool {
+        a.sendfileDirectory == b.sendfileDirectory && a.dataPriority == b.dataPriority
+            && a.metricsAddress?.host == b.metricsAddress?.host && a.metricsAddress?.port == b.metricsAddress?.port
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(sendfileDirectory)
+        hasher.combine(dataPriority)
+        hasher.combine(metricsAddress?.host)
+        hasher.combine(metricsAddress?.port)
+    }
 }
 
 /// The node-dependent half of the node commands. The command layer resolves the configuration,
@@ -108,9 +127,39 @@ struct LiveNodeBackend: NodeBackend {
         node.registerDataConnFunction(SendFile.functionName) { context, arguments, handle in
             receiver.accept(context, arguments, handle)
         }
-        started(RunningNode(nodeID: node.nodeID, listenerAddresses: node.listenerAddresses))
-        _ = await Termination.waitForSignal()
-        await node.shutdown()
+        var services: [any Service] = [node]
+        var running = RunningNode(nodeID: node.nodeID, listenerAddresses: node.listenerAddresses)
+        if let address = options.metricsAddress {
+            do {
+                let registry = PrometheusCollectorRegistry()
+                MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+                let endpoint = try await MetricsEndpoint.start(
+                    host: address.host, port: address.port, node: node, registry: registry, logger: logger)
+                services.append(endpoint)
+                running.metricsAddress = endpoint.address
+            } catch {
+                await node.shutdown()
+                try? await dataGroup?.shutdownGracefully()
+                throw CLIError("run: cannot serve metrics on \(address.host):\(address.port): \(error)")
+            }
+        }
+        // The node and the metrics endpoint as a service group: the first SIGINT or SIGTERM shuts
+        // them down gracefully (the endpoint first, then the node, which flushes what is queued),
+        // a second one ends the process at once.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, logger: logger))
+        started(running)
+        let watcher = Task {
+            let first = await Termination.waitForSignal(restoreDefault: false)
+            logger.notice(
+                "\(Termination.name(first)) received: shutting down gracefully (up to \(node.configuration.shutdownTimeout) to flush queued messages; send it again to exit at once)"
+            )
+            Termination.exitOnNextSignal(logger)
+            await group.triggerGracefulShutdown()
+        }
+        try await group.run()
+        watcher.cancel()
         try? await dataGroup?.shutdownGracefully()
     }
 

@@ -20,8 +20,10 @@ enum NodeCommands {
     static let sendFileDirectoryKey = "sendfile_dir"
     /// The `aemp run` setting for the priority of the data-connection threads.
     static let dataPriorityKey = "data_priority"
-    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows neither).
-    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey]
+    /// The `aemp run` setting that serves Prometheus metrics: `host:port`.
+    static let metricsKey = "metrics"
+    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows none).
+    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey, metricsKey]
 
     // MARK: run
 
@@ -39,6 +41,9 @@ enum NodeCommands {
         var sendfileDirectory: String? = nil
         /// The `data_priority` setting (`nil`: the library's default, background priority).
         var dataPriority: DataThreadPriority? = nil
+        /// The `metrics` setting: where to serve Prometheus metrics (`nil`: nowhere).
+        var metricsHost: String? = nil
+        var metricsPort: Int? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
@@ -71,9 +76,11 @@ enum NodeCommands {
                 }
                 var settings = resolved.settings
                 for (key, value) in runOnly { settings[key] = value }
-                return RunPlan(
+                var plan = RunPlan(
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
                     sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings))
+                (plan.metricsHost, plan.metricsPort) = try metricsAddress(settings)
+                return plan
             }
             let settings = try ProfileSettings(configureArguments: arguments)
             let unknown = settings.unknownConfigureKeys.filter { !runOnlyKeys.contains($0) }
@@ -88,9 +95,11 @@ enum NodeCommands {
                 context.errorOutput(
                     "aemp: warning: no secret and no certificate configured, so no other node can connect (see aemp gensecret)")
             }
-            return RunPlan(
+            var plan = RunPlan(
                 resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
                 sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings))
+            (plan.metricsHost, plan.metricsPort) = try metricsAddress(resolved.settings)
+            return plan
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
         } catch let error as CLIError {
@@ -133,13 +142,31 @@ enum NodeCommands {
         }
     }
 
+    /// The `metrics` setting, checked: `host:port` (IPv6 in brackets, port 0 picks a free one);
+    /// `(nil, nil)` when absent.
+    ///
+    /// - Throws: ``CLIError`` for anything else.
+    static func metricsAddress(_ settings: ProfileSettings) throws(CLIError) -> (String?, Int?) {
+        guard let value = settings[metricsKey], !value.isNull else { return (nil, nil) }
+        let text = ArgumentRules.plain(value)
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else {
+            throw CLIError("run: \(metricsKey) must be host:port (e.g. 127.0.0.1:9464), got \(text)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty || host == "*" { host = "0.0.0.0" }
+        return (host, port)
+    }
+
     /// `aemp run configure_args...`.
     static func run(_ arguments: [Value], context: CLIContext) async throws {
         let plan = try runPlan(arguments, context: context)
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        let options = RunOptions(sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
+        var options = RunOptions(sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
+        if let host = plan.metricsHost, let port = plan.metricsPort { options.metricsAddress = (host, port) }
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
             for line in banner(node: node, plan: plan) { context.output(line) }
         }
@@ -167,6 +194,10 @@ enum NodeCommands {
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
         lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
         lines.append("  liveness:     " + livenessText(configuration.livenessTimeout))
+        lines.append(
+            "  metrics:      "
+                + (node.metricsAddress.map { "http://\($0)/metrics (Prometheus text format)" } ?? "off (serve them with metrics <host:port>)"))
+        lines.append("  shutdown:     Ctrl-C or SIGTERM flushes queued messages for up to \(configuration.shutdownTimeout) (shutdown_timeout)")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),
@@ -182,7 +213,7 @@ enum NodeCommands {
             lines.append("If the config file's seeds do not lead to this node, prefix the commands with")
             lines.append("  AEMP_CONFIG='{\"seeds\":[\"\(address)\"]}'")
         }
-        lines.append("Stop it with Ctrl-C.")
+        lines.append("Stop it with Ctrl-C (twice to exit at once).")
         return lines
     }
 

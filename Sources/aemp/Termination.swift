@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Dispatch
+import Logging
 import Synchronization
 
 /// Waiting for Ctrl-C (SIGINT) or SIGTERM, for `aemp run`: a backend's `run` starts its node, calls
@@ -18,6 +19,26 @@ enum Termination {
         let wait = SignalWait(restoreDefault: restoreDefault)
         return await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
             wait.start(signals, continuation)
+        }
+    }
+
+    /// The signal's name, e.g. `SIGTERM`.
+    static func name(_ number: Int32) -> String {
+        switch number {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        case SIGHUP: "SIGHUP"
+        default: "signal \(number)"
+        }
+    }
+
+    /// From now on, the next SIGINT or SIGTERM ends the process at once with status 1 (after a log
+    /// line): the way out of a graceful shutdown that takes too long.
+    static func exitOnNextSignal(_ logger: Logger) {
+        Task.detached {
+            let number = await waitForSignal(restoreDefault: false)
+            logger.warning("\(name(number)) received again: exiting at once, without flushing")
+            exit(1)
         }
     }
 }

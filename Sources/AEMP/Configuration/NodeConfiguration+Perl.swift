@@ -28,6 +28,7 @@ extension NodeConfiguration {
     public static let perlKeys: Set<String> = [
         "nodeid", "binds", "seeds", "secret", "cert", "auth_offer", "auth_accept", "framing_format",
         "monitor_timeout", "connect_interval", "nodelay", "autocork", "secure", "services", "liveness_timeout",
+        "shutdown_timeout",
     ]
 
     /// Creates a configuration from Perl `configure` arguments / profile keys, starting from the
@@ -70,6 +71,7 @@ extension NodeConfiguration {
         case "monitor_timeout": monitorTimeout = try Self.duration(key, value)
         case "connect_interval": connectInterval = try Self.duration(key, value)
         case "liveness_timeout": livenessTimeout = try Self.duration(key, value, zeroAllowed: true)
+        case "shutdown_timeout": shutdownTimeout = try Self.duration(key, value, zeroAllowed: true)
         case "nodelay": nodelay = try Self.bool(key, value)
         case "autocork": autocork = try Self.bool(key, value)
         case "secure": secure = try Self.bool(key, value)

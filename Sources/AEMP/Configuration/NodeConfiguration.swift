@@ -74,6 +74,17 @@ public struct NodeConfiguration: Sendable, Hashable {
     /// long callback); lower it (e.g. 3 s) for faster detection on a quiet local network.
     public var livenessTimeout: Duration = .seconds(10)
 
+    /// Swift only: how often the node reports its ``NodeStatistics`` to the swift-metrics backend
+    /// (`MetricsSystem.bootstrap`), on its own loop; `0` reports only when ``Node/reportMetrics()``
+    /// is called. While no backend is bootstrapped nothing is reported, whatever this says. The
+    /// message path only adds to plain counters; the report turns their growth into metric updates.
+    public var metricsInterval: Duration = .seconds(1)
+
+    /// Swift only: how long ``Node/shutdown(gracePeriod:reason:)`` (and a ``Node`` run as a
+    /// `Service` when graceful shutdown is triggered) waits for queued messages to leave before it
+    /// closes the connections anyway. Configure key `shutdown_timeout` (seconds).
+    public var shutdownTimeout: Duration = .seconds(5)
+
     /// Swift only: ``Node/send(to:_:)`` waits while more than this many bytes wait to be written to
     /// the destination's connection (or while this many messages wait for a connection to come up),
     /// so that a fast producer cannot exhaust memory. `snd` (``Node/send(_:_:)-([Value])``) never waits.

@@ -93,7 +93,7 @@ extension NodeCore {
 
     /// Reconnects a node the database wants kept connected (global nodes), with back-off.
     func scheduleKeptConnection(_ node: NodeID, delay: Duration? = nil) {
-        guard !isShutDown else { return }
+        guard !isShutDown, !isStopping else { return }
         let wait = delay ?? .milliseconds(Int64(300 * Double.random(in: 1...2)))
         keptConnectionTimers[node]?.cancel()
         keptConnectionTimers[node] = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: wait.timeAmount) {

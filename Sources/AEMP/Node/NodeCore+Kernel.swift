@@ -30,7 +30,14 @@ extension NodeCore {
         let tag = message.first?.stringValue ?? ""
         let arguments = message.dropFirst()
         switch tag {
-        case "", "devnull":
+        case "":
+            // `["", "", "shutdown", message]`: the peer is shutting down gracefully and will close
+            // the connection once its queued messages are out (a no-op for Perl).
+            if arguments.first?.stringValue == "shutdown", let link = remotes[source]?.link {
+                link.peerShutdownMessage = arguments.dropFirst().first?.stringValue ?? "node shut down"
+            }
+            return
+        case "devnull":
             return
         case "mon1":
             guard let name = arguments.first?.stringValue else { return malformed(tag, source) }

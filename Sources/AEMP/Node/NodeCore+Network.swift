@@ -161,6 +161,7 @@ extension NodeCore: TransportConnectionDelegate {
             return
         }
         // The guard keeps the attempt alive (dropping it would abort it, as in Perl).
+        connectionAttempts &+= 1
         dialCounter &+= 1
         let key = dialCounter
         let bound = NIOLoopBound((self, connected, failed), eventLoop: eventLoop)
@@ -248,7 +249,7 @@ extension NodeCore: TransportConnectionDelegate {
 
     /// Retries a seed later, doubling the delay up to `monitor_timeout`.
     func scheduleSeedRetry(_ index: Int) {
-        guard !isShutDown, seeds.indices.contains(index), !seeds[index].isSelf else { return }
+        guard !isShutDown, !isStopping, seeds.indices.contains(index), !seeds[index].isSelf else { return }
         let delay = seeds[index].backoff
         seeds[index].backoff = min(delay * 2, configuration.monitorTimeout)
         seeds[index].timer?.cancel()
@@ -400,6 +401,9 @@ extension NodeCore: TransportConnectionDelegate {
 
     func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool) {
         let entry = pending.removeValue(forKey: ObjectIdentifier(c))
+        if !authenticated {
+            handshakeFailures[NodeStatistics.failureCategory(message), default: 0] &+= 1
+        }
         if authenticated, let node = c.result?.peerNodeID, let remote = remotes[node], remote.link === c {
             remote.lost(message: message)
             return

@@ -62,6 +62,10 @@ final class NodeCore {
     var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
     var nextMonitorID: UInt64 = 0
     var isShutDown = false
+    /// A graceful shutdown is under way: no accepting, no reconnecting.
+    var isStopping = false
+    /// Succeeded when the node has shut down (``Node/run()``).
+    lazy var terminated: EventLoopPromise<Void> = eventLoop.makePromise()
 
     // Network state (NodeCore+Network.swift).
     var servers: [TCPServer] = []
@@ -78,6 +82,11 @@ final class NodeCore {
     /// Protocol upgrade dials in progress on ``dataLoop``, with whom to tell when one fails.
     var upgradeDials: [UInt64: (dial: UpgradeDial, failed: (String) -> Void)] = [:]
     var dialCounter: UInt64 = 0
+    /// Outgoing connect attempts and failed handshakes by category (``NodeStatistics``).
+    var connectionAttempts: UInt64 = 0
+    var handshakeFailures: [String: UInt64] = [:]
+    lazy var metricsReporter = NodeMetricsReporter(node: nodeID)
+    var metricsTimer: RepeatedTask?
     var tlsContext: TLSContext?
     /// State of protocol extensions (DataConn), by name.
     var extensionState: [String: AnyObject] = [:]
@@ -346,6 +355,7 @@ extension NodeCore {
     func start() {
         databaseStart()
         startSeeds()
+        startMetrics()
     }
 
     /// Builds the TLS context from the configured certificate.
@@ -360,10 +370,14 @@ extension NodeCore {
         }
     }
 
-    /// Perl has no shutdown; ours closes everything without firing monitors.
+    /// Perl has no shutdown; ours closes everything without firing monitors (the graceful one kills
+    /// the ports first, NodeCore+Lifecycle.swift).
     func shutdown() {
         guard !isShutDown else { return }
         isShutDown = true
+        metricsTimer?.cancel()
+        metricsTimer = nil
+        reportMetrics()
         shutdownNetwork()
         for timer in keptConnectionTimers.values { timer.cancel() }
         keptConnectionTimers.removeAll()
@@ -375,6 +389,7 @@ extension NodeCore {
         nodeMonitors.removeAll()
         localQueue.removeAll()
         deferredMonitors.removeAll()
+        terminated.succeed()
     }
 }
 

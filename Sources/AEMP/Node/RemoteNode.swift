@@ -29,6 +29,8 @@ final class RemoteNode {
     var dials: [ObjectIdentifier: TransportConnection] = [:]
     /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
     var attempt: UInt64 = 0
+    /// Traffic of the connections that ended (``NodeStatistics``).
+    var pastTraffic = Traffic()
 
     init(nodeID: NodeID, core: NodeCore) {
         self.nodeID = nodeID
@@ -149,9 +151,11 @@ final class RemoteNode {
     func lost(message: String) {
         guard let old = link else { return }
         old.attachedNode = nil
+        pastTraffic = pastTraffic + old.trafficTotals
         link = nil
-        core.logger.notice("node \(nodeID) is down: \(message)")
-        fail(message: message, wasUp: true)
+        let reported = old.peerShutdownMessage ?? message
+        core.logger.notice("node \(nodeID) is down: \(reported)")
+        fail(message: reported, wasUp: true)
     }
 
     /// Ends the attempt or the connection: every monitor of the node's ports fires with
@@ -190,6 +194,12 @@ final class RemoteNode {
         for connection in pending.values where connection !== link {
             connection.close()
         }
+    }
+
+    /// Traffic since the first connection, the current one included.
+    var traffic: Traffic {
+        guard let link else { return pastTraffic }
+        return pastTraffic + link.trafficTotals
     }
 
     func resumeQueueWaiters() {

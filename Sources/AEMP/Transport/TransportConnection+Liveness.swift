@@ -93,6 +93,7 @@ extension TransportConnection {
         let silence = now - state.lastLife
         if silence >= state.timeout.timeAmount {
             liveness = state
+            traffic.livenessTimeouts &+= 1
             finish(Self.silenceMessage(state.timeout), authenticated: true)
             return
         }
@@ -100,6 +101,7 @@ extension TransportConnection {
         if silence >= probeInterval && now - state.lastProbe >= probeInterval {
             state.lastProbe = now
             liveness = state
+            traffic.livenessProbes &+= 1
             try? send(livenessProbe)
             guard isConnected else { return }
         } else {

@@ -181,6 +181,11 @@ final class TransportConnection {
     private var cborDecoder: CBORStreamDecoder?
     /// Read events in the data phase (the liveness check compares it, the read path only counts).
     var readEvents: UInt64 = 0
+    /// Set when the peer announced a graceful shutdown: the end of the connection is then reported
+    /// with this message instead of the socket's (`Unexpected end-of-file`).
+    var peerShutdownMessage: String?
+    /// Messages, probes and silences of this connection (bytes come from the handle).
+    var traffic = Traffic()
     /// The liveness check of the data phase; nil when off (``HandshakeConfiguration/livenessTimeout``
     /// zero) or outside the data phase.
     var liveness: Liveness?
@@ -389,6 +394,7 @@ final class TransportConnection {
     ) throws(Failure) {
         do {
             try handle.pushWrite(encoding: { buffer in try encode(&buffer) })
+            traffic.messagesSent &+= 1
         } catch {
             // Only `encode` throws, and it throws `Failure`.
             throw error as! Failure
@@ -583,6 +589,7 @@ final class TransportConnection {
                 finish("malformed \(receiveFramingName) message: no port name", authenticated: true)
                 return
             }
+            traffic.messagesReceived &+= 1
             delegate?.connection(self, received: message)
         }
     }
@@ -592,6 +599,14 @@ final class TransportConnection {
             return try jsonDecoder!.next(from: &buffer)
         }
         return try cborDecoder!.next(from: &buffer)
+    }
+
+    /// This connection's traffic so far, bytes included.
+    var trafficTotals: Traffic {
+        var totals = traffic
+        totals.bytesSent = handle.socketAcceptedBytes
+        totals.bytesReceived = handle.socketReceivedBytes
+        return totals
     }
 
     private var receiveFramingName: String { jsonDecoder != nil ? "json" : "cbor" }

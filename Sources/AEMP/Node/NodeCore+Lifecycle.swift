@@ -1,0 +1,122 @@
+import AEMPCodecs
+import AEMPHandle
+import AEMPSocket
+import Logging
+import NIOCore
+
+/// What a graceful shutdown did (``Node/shutdown(gracePeriod:reason:)``).
+public struct ShutdownSummary: Sendable, Hashable, CustomStringConvertible {
+    /// Local ports killed with the shutdown reason.
+    public var portsKilled: Int
+    /// Connections that were up and closed at the end.
+    public var connectionsClosed: Int
+    /// Bytes that were waiting for the sockets when the shutdown began (or were written during it)
+    /// and left before the connections closed.
+    public var bytesFlushed: UInt64
+    /// Bytes still waiting when the grace period ended; they were dropped.
+    public var bytesDropped: Int
+    /// Messages that were waiting for a connection that never came up; they were dropped.
+    public var messagesDropped: Int
+    /// Whether everything left within the grace period.
+    public var completed: Bool { bytesDropped == 0 && messagesDropped == 0 }
+
+    /// One line for a log: what was killed, flushed and dropped.
+    public var description: String {
+        var text =
+            "\(portsKilled) port\(portsKilled == 1 ? "" : "s") killed, \(bytesFlushed) queued bytes flushed, "
+            + "\(connectionsClosed) connection\(connectionsClosed == 1 ? "" : "s") closed"
+        if completed {
+            text += ", nothing dropped"
+        } else {
+            text += ", dropped \(bytesDropped) unsent bytes and \(messagesDropped) messages for unconnected nodes"
+        }
+        return text
+    }
+}
+
+extension NodeCore {
+    // MARK: Statistics and metrics
+
+    /// A snapshot of the node's counters.
+    func statistics() -> NodeStatistics {
+        var peers: [NodeID: NodeStatistics.Peer] = [:]
+        var monitors = nodeMonitors.count
+        for (id, remote) in remotes {
+            peers[id] = NodeStatistics.Peer(
+                isUp: remote.isUp, traffic: remote.traffic, queuedBytes: remote.link?.writeBufferLength ?? 0,
+                queuedMessages: remote.queue.count)
+            monitors += remote.monitors.values.reduce(0) { $0 + $1.count }
+        }
+        for port in ports.values { monitors += port.monitors.count + port.remoteWatchers.count }
+        return NodeStatistics(
+            nodeID: nodeID, peers: peers, connectionAttempts: connectionAttempts, handshakeFailures: handshakeFailures,
+            ports: ports.count, monitors: monitors)
+    }
+
+    /// Reports to the metrics backend now.
+    func reportMetrics() {
+        guard NodeMetricsReporter.isActive else { return }
+        metricsReporter.report(statistics())
+    }
+
+    /// Starts the periodic report (``NodeConfiguration/metricsInterval``).
+    func startMetrics() {
+        let interval = configuration.metricsInterval
+        guard interval > .zero else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        metricsTimer = eventLoop.scheduleRepeatedTask(initialDelay: interval.timeAmount, delay: interval.timeAmount) { _ in
+            bound.value.reportMetrics()
+        }
+    }
+
+    // MARK: Graceful shutdown
+
+    /// The first step of a graceful shutdown, on the loop: stop accepting and reconnecting, tell
+    /// every connected peer, kill every local port with `reason` (local monitors fire, remote
+    /// watchers get `kil0` before the close). Returns the number of ports killed and the bytes
+    /// queued by then, or nil when the node is already down or stopping.
+    func beginGracefulShutdown(reason: KillReason, message: String) -> (ports: Int, accepted: UInt64)? {
+        guard !isShutDown, !isStopping else { return nil }
+        isStopping = true
+        logger.notice("shutting down: \(message)")
+        for server in servers { server.cancel() }
+        servers.removeAll()
+        for index in seeds.indices { seeds[index].timer?.cancel() }
+        for timer in keptConnectionTimers.values { timer.cancel() }
+        keptConnectionTimers.removeAll()
+        // Peers learn the reason before the close (`["", "", "shutdown", message]`: a no-op for Perl).
+        for remote in remotes.values where remote.isUp {
+            remote.send(portName: "", [.text(""), .text("shutdown"), .text(message)])
+        }
+        let names = ports.keys.sorted()
+        for name in names { kill(name: name, reason: reason) }
+        return (names.count, acceptedBytes())
+    }
+
+    /// Bytes the sockets of the up connections took so far.
+    func acceptedBytes() -> UInt64 {
+        remotes.values.reduce(0) { $0 &+ ($1.link?.handle.socketAcceptedBytes ?? 0) }
+    }
+
+    /// Whether everything queued has left: no bytes waiting for a socket, no message waiting for a
+    /// connection.
+    var isDrained: Bool {
+        remotes.values.allSatisfy { remote in
+            remote.queue.isEmpty && (remote.link.map { $0.writeBufferLength == 0 } ?? true)
+        }
+    }
+
+    /// The last step: counts what could not leave, then closes everything.
+    func finishGracefulShutdown(portsKilled: Int, acceptedAtStart: UInt64) -> ShutdownSummary {
+        let accepted = acceptedBytes()
+        var summary = ShutdownSummary(
+            portsKilled: portsKilled, connectionsClosed: remotes.values.count { $0.isUp },
+            bytesFlushed: accepted > acceptedAtStart ? accepted - acceptedAtStart : 0, bytesDropped: 0, messagesDropped: 0)
+        for remote in remotes.values {
+            summary.messagesDropped += remote.queue.count
+            summary.bytesDropped += remote.link?.writeBufferLength ?? 0
+        }
+        shutdown()
+        return summary
+    }
+}

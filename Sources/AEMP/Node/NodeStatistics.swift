@@ -1,0 +1,194 @@
+import CoreMetrics
+
+/// What went over the connections to one peer node: counted since this node first connected to it,
+/// across reconnections.
+public struct Traffic: Sendable, Hashable {
+    /// Messages written to the peer (kernel and database messages included).
+    public var messagesSent: UInt64 = 0
+    /// Messages received from the peer.
+    public var messagesReceived: UInt64 = 0
+    /// Bytes the socket took (plaintext, before TLS), handshake included.
+    public var bytesSent: UInt64 = 0
+    /// Bytes received (plaintext, after TLS), handshake included.
+    public var bytesReceived: UInt64 = 0
+    /// Liveness probes sent after a silence (``NodeConfiguration/livenessTimeout``).
+    public var livenessProbes: UInt64 = 0
+    /// Connections ended because the peer was silent for the whole liveness timeout.
+    public var livenessTimeouts: UInt64 = 0
+
+    /// No traffic.
+    public init() {}
+
+    static func + (a: Traffic, b: Traffic) -> Traffic {
+        var sum = a
+        sum.messagesSent &+= b.messagesSent
+        sum.messagesReceived &+= b.messagesReceived
+        sum.bytesSent &+= b.bytesSent
+        sum.bytesReceived &+= b.bytesReceived
+        sum.livenessProbes &+= b.livenessProbes
+        sum.livenessTimeouts &+= b.livenessTimeouts
+        return sum
+    }
+}
+
+/// A snapshot of what a node does: its peers' traffic, its connections, ports and monitors.
+/// ``Node/statistics()`` takes one; with a swift-metrics backend bootstrapped the node also reports
+/// the same figures as metrics (see ``NodeConfiguration/metricsInterval``).
+public struct NodeStatistics: Sendable {
+    /// One peer node as this node sees it.
+    public struct Peer: Sendable, Hashable {
+        /// Whether a connection to it is up.
+        public var isUp: Bool
+        /// Traffic since this node first connected to it.
+        public var traffic: Traffic
+        /// Bytes written to the connection that the socket has not taken yet (0 when not connected).
+        public var queuedBytes: Int
+        /// Messages waiting for a connection to the peer.
+        public var queuedMessages: Int
+    }
+
+    /// The node.
+    public var nodeID: NodeID
+    /// Every peer this node has known, by node ID.
+    public var peers: [NodeID: Peer]
+    /// Outgoing connect attempts (one per address dialled).
+    public var connectionAttempts: UInt64
+    /// Handshakes that failed, by a bounded category: `auth` (wrong secret or no common
+    /// authentication), `tls`, `timeout`, `protocol` (malformed greeting or version), `refused`
+    /// (the connection could not be made), `closed` (the peer closed it), `duplicate` (already
+    /// connected, simultaneous connects, our own seed) and `other`.
+    public var handshakeFailures: [String: UInt64]
+    /// Ports alive on this node.
+    public var ports: Int
+    /// Monitors this node holds: of its own ports (local and remote watchers) and of other nodes'.
+    public var monitors: Int
+
+    /// Connections up.
+    public var connectionsUp: Int { peers.values.count { $0.isUp } }
+    /// The traffic of all peers together.
+    public var totalTraffic: Traffic { peers.values.reduce(Traffic()) { $0 + $1.traffic } }
+}
+
+extension NodeStatistics {
+    /// The category of a handshake failure's message, for ``handshakeFailures``.
+    static func failureCategory(_ message: String) -> String {
+        let text = message.lowercased()
+        func has(_ words: String...) -> Bool { words.contains { text.contains($0) } }
+        if has("already connected", "simultaneous", "ourselves", "self-connection", "echo") { return "duplicate" }
+        if has("auth", "secret") { return "auth" }
+        if has("tls", "certificate", "ssl") { return "tls" }
+        if has("timeout", "timed out") { return "timeout" }
+        if has("refused", "unreachable", "no route", "connect", "name or service") { return "refused" }
+        if has("end-of-file", "reset", "broken pipe") { return "closed" }
+        if has("greeting", "version", "framing", "unexpected", "too long", "malformed") { return "protocol" }
+        return "other"
+    }
+}
+
+/// Reports a node's statistics to the swift-metrics backend, on the node's loop, every
+/// ``NodeConfiguration/metricsInterval``. Does nothing while no backend is bootstrapped (the
+/// message path only ever adds to plain integers).
+///
+/// Metrics (dimension `node` on all; `peer` on the per-peer ones, with anonymous nodes together as
+/// `anon/*`; `reason` on handshake failures):
+/// `aemp_messages_sent_total`, `aemp_messages_received_total`, `aemp_bytes_sent_total`,
+/// `aemp_bytes_received_total`, `aemp_liveness_probes_total`, `aemp_liveness_timeouts_total`
+/// (counters per peer), `aemp_queued_bytes`, `aemp_peer_up` (gauges per peer),
+/// `aemp_connection_attempts_total`, `aemp_handshake_failures_total` (counters), `aemp_connections`,
+/// `aemp_ports`, `aemp_monitors` (gauges).
+final class NodeMetricsReporter {
+    private struct PeerHandles {
+        let messagesSent, messagesReceived, bytesSent, bytesReceived, probes, silences: Counter
+        let queuedBytes: Gauge
+        let up: Gauge
+        var reported = Traffic()
+    }
+
+    private let node: String
+    private var peers: [String: PeerHandles] = [:]
+    private var failures: [String: (Counter, UInt64)] = [:]
+    private var attempts: (Counter, UInt64)?
+    private var gauges: (connections: Gauge, ports: Gauge, monitors: Gauge)?
+
+    init(node: NodeID) {
+        self.node = node.rawValue
+    }
+
+    /// Whether a backend is bootstrapped.
+    static var isActive: Bool { !(MetricsSystem.factory is NOOPMetricsHandler) }
+
+    /// Pushes what changed since the last report.
+    func report(_ statistics: NodeStatistics) {
+        guard Self.isActive else { return }
+        let nodeDimension = [("node", node)]
+        // Anonymous nodes (clients such as `aemp cal`) come and go with fresh IDs: they share the
+        // label `anon/*`, so the label set stays bounded by the named nodes.
+        var byLabel: [String: NodeStatistics.Peer] = [:]
+        for (peer, entry) in statistics.peers {
+            let label = peer.rawValue.hasPrefix("anon/") ? "anon/*" : peer.rawValue
+            if var sum = byLabel[label] {
+                sum.traffic = sum.traffic + entry.traffic
+                sum.queuedBytes += entry.queuedBytes
+                sum.queuedMessages += entry.queuedMessages
+                sum.isUp = sum.isUp || entry.isUp
+                byLabel[label] = sum
+            } else {
+                byLabel[label] = entry
+            }
+        }
+        for (label, entry) in byLabel {
+            var handles = peers[label] ?? Self.makePeer(nodeDimension + [("peer", label)])
+            let traffic = entry.traffic
+            let last = handles.reported
+            Self.add(handles.messagesSent, traffic.messagesSent, last.messagesSent)
+            Self.add(handles.messagesReceived, traffic.messagesReceived, last.messagesReceived)
+            Self.add(handles.bytesSent, traffic.bytesSent, last.bytesSent)
+            Self.add(handles.bytesReceived, traffic.bytesReceived, last.bytesReceived)
+            Self.add(handles.probes, traffic.livenessProbes, last.livenessProbes)
+            Self.add(handles.silences, traffic.livenessTimeouts, last.livenessTimeouts)
+            handles.queuedBytes.record(entry.queuedBytes)
+            handles.up.record(entry.isUp ? 1 : 0)
+            handles.reported = traffic
+            peers[label] = handles
+        }
+        for (category, count) in statistics.handshakeFailures {
+            let (counter, last) =
+                failures[category]
+                ?? (Counter(label: "aemp_handshake_failures_total", dimensions: nodeDimension + [("reason", category)]), 0)
+            Self.add(counter, count, last)
+            failures[category] = (counter, count)
+        }
+        let (attemptCounter, lastAttempts) =
+            attempts ?? (Counter(label: "aemp_connection_attempts_total", dimensions: nodeDimension), 0)
+        Self.add(attemptCounter, statistics.connectionAttempts, lastAttempts)
+        attempts = (attemptCounter, statistics.connectionAttempts)
+        let gauges =
+            self.gauges
+            ?? (
+                Gauge(label: "aemp_connections", dimensions: nodeDimension),
+                Gauge(label: "aemp_ports", dimensions: nodeDimension),
+                Gauge(label: "aemp_monitors", dimensions: nodeDimension)
+            )
+        gauges.connections.record(statistics.connectionsUp)
+        gauges.ports.record(statistics.ports)
+        gauges.monitors.record(statistics.monitors)
+        self.gauges = gauges
+    }
+
+    private static func makePeer(_ dimensions: [(String, String)]) -> PeerHandles {
+        PeerHandles(
+            messagesSent: Counter(label: "aemp_messages_sent_total", dimensions: dimensions),
+            messagesReceived: Counter(label: "aemp_messages_received_total", dimensions: dimensions),
+            bytesSent: Counter(label: "aemp_bytes_sent_total", dimensions: dimensions),
+            bytesReceived: Counter(label: "aemp_bytes_received_total", dimensions: dimensions),
+            probes: Counter(label: "aemp_liveness_probes_total", dimensions: dimensions),
+            silences: Counter(label: "aemp_liveness_timeouts_total", dimensions: dimensions),
+            queuedBytes: Gauge(label: "aemp_queued_bytes", dimensions: dimensions),
+            up: Gauge(label: "aemp_peer_up", dimensions: dimensions))
+    }
+
+    private static func add(_ counter: Counter, _ now: UInt64, _ last: UInt64) {
+        guard now > last else { return }
+        counter.increment(by: Int64(clamping: now - last))
+    }
+}
