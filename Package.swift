@@ -97,6 +97,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -152,13 +153,22 @@ let package = Package(
         // A node process for the chaos tests and scripts/chaos.sh (sink, storm and mesh roles).
         .executableTarget(
             name: "aemp-chaos-node",
-            dependencies: ["AEMP", "AEMPCodecs"],
+            dependencies: [
+                "AEMP", "AEMPCodecs",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/ChaosNode",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "aempCLITests",
-            dependencies: ["aemp", "aemp-chaos-node", "AEMP", "AEMPCodecs"],
+            dependencies: [
+                "aemp", "aemp-chaos-node", "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -14,6 +14,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import Synchronization
 
 /// A started node, as `aemp run` announces it.
@@ -150,13 +151,23 @@ struct LiveNodeBackend: NodeBackend {
             configuration: ServiceGroupConfiguration(
                 services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, logger: logger))
         started(running)
+        // One persistent watcher for both signals (a second dispatch source for a signal after the
+        // first was cancelled would never fire on Linux).
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let watcher = Task {
-            let first = await Termination.waitForSignal(restoreDefault: false)
-            logger.notice(
-                "\(Termination.name(first)) received: shutting down gracefully (up to \(node.configuration.shutdownTimeout) to flush queued messages; send it again to exit at once)"
-            )
-            Termination.exitOnNextSignal(logger)
-            await group.triggerGracefulShutdown()
+            var received = 0
+            for await signal in signals {
+                received += 1
+                if received == 1 {
+                    logger.notice(
+                        "\(signal) received: shutting down gracefully (up to \(node.configuration.shutdownTimeout) to flush queued messages; send it again to exit at once)"
+                    )
+                    await group.triggerGracefulShutdown()
+                } else {
+                    logger.warning("\(signal) received again: exiting at once, without flushing")
+                    exit(1)
+                }
+            }
         }
         try await group.run()
         watcher.cancel()

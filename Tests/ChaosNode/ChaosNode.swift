@@ -11,6 +11,10 @@
 //     storm count=N [rate=R]  finds the sinks in family "chaos", monitors them and sends [source, seq] 0..<N
 //                     to each (flow-controlled), reporting "sent <n> rss=<kB>" every 100 000 messages,
 //                     "monitor <reason>" when a sink dies, "done sent=<n> peak_rss=<kB>" at the end
+//     burst count=N size=B  runs the node as a ServiceGroup service that shuts down gracefully on
+//                     SIGTERM; finds the sink, creates a port ("victim <port>") and, when that port
+//                     gets a message, queues N messages of B bytes for the sink at once ("queued N");
+//                     after the shutdown "stopped <summary>" and exit 0
 //     mesh size=N     registers a port in family "mesh", waits until N nodes are there, sends one
 //                     message to every other node's port: "mesh converged <s> s", "mesh complete
 //                     <received> <s> s", "master <node>" (its database master), then "down <node> <reason>"
@@ -25,6 +29,10 @@ import Darwin
 import AEMP
 import AEMPCodecs
 import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 
 /// One output line, written and flushed at once.
@@ -111,6 +119,8 @@ struct ChaosNode {
             try await storm(
                 node, count: Int(settings["count"] ?? "") ?? 1_000_000, rate: settings["rate"].flatMap(Int.init))
         case "mesh": try await mesh(node, size: Int(settings["size"] ?? "") ?? 2)
+        case "burst":
+            try await burst(node, count: Int(settings["count"] ?? "") ?? 100_000, size: Int(settings["size"] ?? "") ?? 256)
         default:
             report("unknown role \(role)")
             exit(2)
@@ -120,7 +130,7 @@ struct ChaosNode {
     static func sink(_ node: Node) async throws {
         let check = SequenceCheck()
         let port = node.port { _, message in
-            guard message.count == 2, let source = message[0].stringValue, let sequence = message[1].intValue,
+            guard message.count >= 2, let source = message[0].stringValue, let sequence = message[1].intValue,
                 sequence >= 0  // -1: the end marker
             else { return }
             if let (name, entry) = check.record(source: source, sequence: Int(sequence)) { report(line(name, entry)) }
@@ -194,6 +204,32 @@ struct ChaosNode {
         try await Task.sleep(for: .seconds(1))
         _ = guards
         await node.shutdown()
+    }
+
+    static func burst(_ node: Node, count: Int, size: Int) async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "burst")))
+        let running = Task { try await group.run() }
+        var sink: PortID?
+        for _ in 0..<300 where sink == nil {
+            sink = ((try? await node.dbFamily("chaos", timeout: .seconds(2))) ?? [:]).keys.compactMap(PortID.init).first
+            if sink == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        guard let sink else {
+            report("no sink found")
+            exit(1)
+        }
+        let source = Value.text(node.nodeID.rawValue)
+        let payload = Value.bytes(ByteBuffer(repeating: 0x62, count: size))
+        let victim = node.port { _, _ in
+            for sequence in 0..<count { node.send(sink, [source, .int(Int64(sequence)), payload]) }
+            report("queued \(count)")
+        }
+        report("victim \(victim)")
+        try await running.value
+        report("stopped")
+        exit(0)
     }
 
     static func mesh(_ node: Node, size: Int) async throws {

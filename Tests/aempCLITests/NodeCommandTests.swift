@@ -240,30 +240,3 @@ struct NodeCommandTests {
         #expect(backend.recorded.first?.configuration.secret == "chained")
     }
 }
-
-@Suite("aemp termination signal")
-struct TerminationTests {
-    final class Box: Sendable {
-        let value = Mutex<Int32?>(nil)
-    }
-
-    @Test func waitEndsOnSignal() async throws {
-        // Ignored from the start, so a signal sent before the wait is set up cannot end the test process.
-        _ = signal(SIGUSR2, SIG_IGN)
-        let box = Box()
-        let waiter = Task {
-            let number = await Termination.waitForSignal([SIGUSR2], restoreDefault: false)
-            box.value.withLock { $0 = number }
-        }
-        for _ in 0..<500 {
-            kill(getpid(), SIGUSR2)
-            try await Task.sleep(for: .milliseconds(10))
-            if let number = box.value.withLock({ $0 }) {
-                #expect(number == SIGUSR2)
-                await waiter.value
-                return
-            }
-        }
-        Issue.record("no signal reported")
-    }
-}

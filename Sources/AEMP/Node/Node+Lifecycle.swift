@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 extension Node {
     /// Shuts the node down gracefully:
@@ -34,12 +35,9 @@ extension Node {
         while ContinuousClock.now < deadline, await evaluate({ !$0.isShutDown && !$0.isDrained }) {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let summary = await evaluate { core -> ShutdownSummary in
-            let summary = core.finishGracefulShutdown(portsKilled: started.ports, acceptedAtStart: started.accepted)
-            core.logger.notice("shut down: \(summary)")
-            return summary
+        return await evaluate { core in
+            core.finishGracefulShutdown(portsKilled: started.ports, acceptedAtStart: started.accepted)
         }
-        return summary
     }
 
     /// A snapshot of the node's counters: traffic per peer, connections, handshake failures, ports
@@ -70,12 +68,15 @@ extension Node: Service {
     /// Runs until the node shuts down (see the extension's documentation).
     public func run() async throws {
         let terminated = await evaluate { $0.terminated.futureResult }
+        let graceful = Mutex<Task<ShutdownSummary, Never>?>(nil)
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await terminated.get()
             } onGracefulShutdown: {
-                Task { await self.shutdown(gracePeriod: self.configuration.shutdownTimeout) }
+                graceful.withLock { $0 = Task { await self.shutdown(gracePeriod: self.configuration.shutdownTimeout) } }
             }
+            // The node is down; a graceful shutdown still finishes its report.
+            if let task = graceful.withLock({ $0 }) { _ = await task.value }
         } onCancel: {
             Task { await self.shutdown() }
         }

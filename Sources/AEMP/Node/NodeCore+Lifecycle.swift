@@ -116,6 +116,7 @@ extension NodeCore {
             summary.messagesDropped += remote.queue.count
             summary.bytesDropped += remote.link?.writeBufferLength ?? 0
         }
+        logger.notice("shut down: \(summary)")
         shutdown()
         return summary
     }
