@@ -9,6 +9,8 @@ let package = Package(
     dependencies: [
         .package(name: "swift-aemp", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .executableTarget(
@@ -34,6 +36,8 @@ let package = Package(
                 .product(name: "AEMPCodecs", package: "swift-aemp"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "NodeBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -4,7 +4,7 @@
 #   scripts/test.sh [extra swift test arguments]
 # Debian packages: dnsmasq-base (the dnsmasq binary without its system service: a real DNS server for the SRV tests), iproute2 (network namespaces as test hosts), libcbor-xs-perl and
 # libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl), openssl (the TLS tests
-# make their certificates with it).
+# make their certificates with it), curl (a real HTTP client scraping the Prometheus endpoint).
 # PyPI packages: cbor2 (an independent CBOR implementation for cross-checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_debs+=(dn
 perl -MCBOR::XS -e1 >/dev/null 2>&1 || need_debs+=(libcbor-xs-perl)
 perl -MJSON::XS -e1 >/dev/null 2>&1 || need_debs+=(libjson-xs-perl)
 command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
+[ -x /usr/bin/curl ] || [ -x /bin/curl ] || need_debs+=(curl)
 # iproute2: the multi-host tests make their hosts as network namespaces (ip netns, veth, a bridge).
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need_debs+=(iproute2)
 

@@ -5,7 +5,8 @@
 //   NodeBenchmarks serve  <port> [framing] [lifetime-s]          the server node "bench-server"
 //   NodeBenchmarks drive  <port> [framing] [messages] [round-trips]   the driver node
 //   NodeBenchmarks sizes  [framing] [round-trips]                encoded ping/pong sizes on the wire
-// framing: cbor (default) or json, optionally with "+autocork" (both nodes coalesce writes per tick).
+// framing: cbor (default) or json, optionally with "+autocork" (both nodes coalesce writes per tick)
+// and then "+metrics" (both nodes report to a real swift-metrics backend, swift-prometheus).
 //   NodeBenchmarks rawtcp-server <port> <ping-bytes> <pong-bytes> [lifetime-s]
 //   NodeBenchmarks rawtcp-client <port> <ping-bytes> <pong-bytes> [round-trips]
 //   NodeBenchmarks nio-server|nio-client ...   the same ping-pong on plain SwiftNIO channels (diagnostic)
@@ -21,8 +22,10 @@
 import AEMP
 import AEMPCodecs
 import Foundation
+import Metrics
 import NIOCore
 import NIOPosix
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -69,6 +72,11 @@ struct Variant {
 func variantArgument(_ index: Int) -> Variant {
     let label = argument(index) ?? "cbor"
     var name = Substring(label)
+    if name.hasSuffix("+metrics") {
+        // A real metrics backend (swift-prometheus) in this process: the node reports to it.
+        name = name.dropLast("+metrics".count)
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
+    }
     var autocork = false
     if name.hasSuffix("+autocork") {
         name = name.dropLast("+autocork".count)
