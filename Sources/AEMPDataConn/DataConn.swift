@@ -370,6 +370,7 @@ final class DataConnState {
         if let initiation = initiations.removeValue(forKey: id), initiation.target == peer {
             initiation.timer?.cancel()
             initiation.dialTimer?.cancel()
+            context.trackDataConnection(handle)
             handle.runOnLoop { handle.settleAsDataConnection() }
             initiation.callback(handle)
         } else if let expectation = expectations.removeValue(forKey: id), expectation.source == peer {
@@ -381,6 +382,7 @@ final class DataConnState {
             }
             let function = FunctionContext(node: context.node, port: nil, sourceNode: peer)
             let arguments = expectation.arguments
+            context.trackDataConnection(handle)
             handle.runOnLoop {
                 handle.settleAsDataConnection()
                 receiver(function, arguments, handle)

@@ -1,3 +1,5 @@
+import Synchronization
+
 extension Handle {
     /// Bytes handed to the socket that it has not taken yet: non-zero only while the kernel's send
     /// buffer is full (a write would block). Loop only.
@@ -21,4 +23,28 @@ extension Handle {
     package var socketReceivedBytes: UInt64 {
         core.receivedTotal
     }
+
+    /// Counts this handle's bytes into `totals` from now on (bytes before are added at once), for
+    /// readers on other threads (a node's metrics). Loop only.
+    package func countBytes(into totals: HandleTotals) {
+        let core = self.core
+        totals.received.add(core.receivedTotal, ordering: .relaxed)
+        totals.written.add(core.writtenTotal, ordering: .relaxed)
+        core.totals = totals
+    }
+
+    /// Whether ``destroy()`` was called (from any thread).
+    package var isDestroyRequested: Bool {
+        destroyRequested.load(ordering: .relaxed)
+    }
+}
+
+/// Byte counts of a handle, readable from any thread (``Handle/countBytes(into:)``).
+package final class HandleTotals: Sendable {
+    /// Bytes received from the socket (plaintext with TLS).
+    package let received = Atomic<UInt64>(0)
+    /// Bytes the socket took.
+    package let written = Atomic<UInt64>(0)
+
+    package init() {}
 }

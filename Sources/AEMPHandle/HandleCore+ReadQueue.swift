@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import Synchronization
 
 extension HandleCore {
     // MARK: Arrivals from the channel
@@ -8,6 +9,7 @@ extension HandleCore {
     func receive(_ buffer: ByteBuffer) {
         guard !destroyed else { return }
         receivedTotal &+= UInt64(buffer.readableBytes)
+        totals?.received.add(UInt64(buffer.readableBytes), ordering: .relaxed)
         if reading, stash == nil, !stashReadScheduled, buffer.readableBytes <= readSize {
             processRead(buffer)
         } else if stash == nil {

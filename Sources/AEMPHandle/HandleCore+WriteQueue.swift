@@ -1,5 +1,6 @@
 import DequeModule
 import NIOCore
+import Synchronization
 
 extension HandleCore {
     /// Buffers at least this large go to the channel directly behind an outstanding write instead of
@@ -152,6 +153,7 @@ extension HandleCore {
     func writeCompleted(_ count: Int) {
         inflight -= count
         writtenTotal &+= UInt64(count)
+        totals?.written.add(UInt64(count), ordering: .relaxed)
         resumeWriteWaiters(upTo: writtenTotal)
         if destroyed {
             if inflight == 0 { closeChannel() }

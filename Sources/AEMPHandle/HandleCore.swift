@@ -99,6 +99,8 @@ final class HandleCore: ChannelInboundHandler {
     var writtenTotal: UInt64 = 0
     /// All bytes received from the channel so far (after TLS: plaintext).
     var receivedTotal: UInt64 = 0
+    /// Thread-safe copies of the byte counts, when someone asked (``Handle/countBytes(into:)``).
+    var totals: HandleTotals?
     var writeWaiters: Deque<WriteWaiter> = []
 
     enum DrainAction {

@@ -45,6 +45,19 @@ package struct NodeExtensionContext: @unchecked Sendable {
     /// This node's listener addresses.
     package var listenerAddresses: [String] { core.listenerAddresses }
 
+    /// Counts an established data connection in the node's statistics and closes it when the node
+    /// shuts down gracefully. Call before the handle reaches its user; it is settled on its own loop
+    /// (``AEMPHandle/Handle/countBytes(into:)``).
+    package func trackDataConnection(_ handle: Handle) {
+        let totals = HandleTotals()
+        core.trackDataConnection(handle, totals: totals)
+        if handle.eventLoop.inEventLoop {
+            handle.countBytes(into: totals)
+        } else {
+            handle.eventLoop.execute { handle.countBytes(into: totals) }
+        }
+    }
+
     /// Registers the receiver of authenticated connections whose greeting names `protocolName`
     /// (spec §3.3 step 2). It gets the connection's handle, quiescent, with any buffered bytes, the
     /// handshake result and the rendezvous ID, on the node's loop. The handle lives on the node's data

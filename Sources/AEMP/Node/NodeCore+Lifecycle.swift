@@ -3,6 +3,7 @@ import AEMPHandle
 import AEMPSocket
 import Logging
 import NIOCore
+import Synchronization
 
 /// What a graceful shutdown did (``Node/shutdown(gracePeriod:reason:)``).
 public struct ShutdownSummary: Sendable, Hashable, CustomStringConvertible {
@@ -17,6 +18,8 @@ public struct ShutdownSummary: Sendable, Hashable, CustomStringConvertible {
     public var bytesDropped: Int
     /// Messages that were waiting for a connection that never came up; they were dropped.
     public var messagesDropped: Int
+    /// Data connections (DataConn) that were still open and were closed.
+    public var dataConnectionsClosed = 0
     /// Whether everything left within the grace period.
     public var completed: Bool { bytesDropped == 0 && messagesDropped == 0 }
 
@@ -25,6 +28,7 @@ public struct ShutdownSummary: Sendable, Hashable, CustomStringConvertible {
         var text =
             "\(portsKilled) port\(portsKilled == 1 ? "" : "s") killed, \(bytesFlushed) queued bytes flushed, "
             + "\(connectionsClosed) connection\(connectionsClosed == 1 ? "" : "s") closed"
+        if dataConnectionsClosed > 0 { text += ", \(dataConnectionsClosed) data connection\(dataConnectionsClosed == 1 ? "" : "s") closed" }
         if completed {
             text += ", nothing dropped"
         } else {
@@ -34,7 +38,45 @@ public struct ShutdownSummary: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A data connection's handle, not kept alive by the node.
+struct WeakHandle {
+    weak var handle: Handle?
+}
+
 extension NodeCore {
+    // MARK: Data connections
+
+    func trackDataConnection(_ handle: Handle, totals: HandleTotals) {
+        dataConnectionsOpened &+= 1
+        dataConnections.append((WeakHandle(handle: handle), totals))
+    }
+
+    /// The open data connections (closed ones leave the list, their bytes stay counted), and the
+    /// bytes of all of them.
+    func dataConnectionFigures() -> (open: Int, sent: UInt64, received: UInt64) {
+        dataConnections.removeAll { entry in
+            let closed = entry.handle.handle.map { $0.isDestroyRequested } ?? true
+            if closed {
+                closedDataConnectionBytes.sent &+= entry.totals.written.load(ordering: .relaxed)
+                closedDataConnectionBytes.received &+= entry.totals.received.load(ordering: .relaxed)
+            }
+            return closed
+        }
+        var (sent, received) = closedDataConnectionBytes
+        for entry in dataConnections {
+            sent &+= entry.totals.written.load(ordering: .relaxed)
+            received &+= entry.totals.received.load(ordering: .relaxed)
+        }
+        return (dataConnections.count, sent, received)
+    }
+
+    /// Closes every open data connection (graceful shutdown).
+    func closeDataConnections() -> Int {
+        let open = dataConnections.compactMap { $0.handle.handle }.filter { !$0.isDestroyRequested }
+        for handle in open { handle.destroy() }
+        return open.count
+    }
+
     // MARK: Statistics and metrics
 
     /// A snapshot of the node's counters.
@@ -48,9 +90,11 @@ extension NodeCore {
             monitors += remote.monitors.values.reduce(0) { $0 + $1.count }
         }
         for port in ports.values { monitors += port.monitors.count + port.remoteWatchers.count }
+        let data = dataConnectionFigures()
         return NodeStatistics(
             nodeID: nodeID, peers: peers, connectionAttempts: connectionAttempts, handshakeFailures: handshakeFailures,
-            ports: ports.count, monitors: monitors)
+            ports: ports.count, monitors: monitors, dataConnectionsOpen: data.open, dataConnectionsOpened: dataConnectionsOpened,
+            dataBytesSent: data.sent, dataBytesReceived: data.received)
     }
 
     /// Reports to the metrics backend now.
@@ -116,6 +160,7 @@ extension NodeCore {
             summary.messagesDropped += remote.queue.count
             summary.bytesDropped += remote.link?.writeBufferLength ?? 0
         }
+        summary.dataConnectionsClosed = closeDataConnections()
         logger.notice("shut down: \(summary)")
         shutdown()
         return summary

@@ -86,6 +86,10 @@ final class NodeCore {
     var connectionAttempts: UInt64 = 0
     var handshakeFailures: [String: UInt64] = [:]
     lazy var metricsReporter = NodeMetricsReporter(node: nodeID)
+    /// Data connections handed to their users, and the counts of those already closed.
+    var dataConnections: [(handle: WeakHandle, totals: HandleTotals)] = []
+    var dataConnectionsOpened: UInt64 = 0
+    var closedDataConnectionBytes: (sent: UInt64, received: UInt64) = (0, 0)
     var metricsTimer: RepeatedTask?
     var tlsContext: TLSContext?
     /// State of protocol extensions (DataConn), by name.

@@ -63,6 +63,14 @@ public struct NodeStatistics: Sendable {
     /// Monitors this node holds: of its own ports (local and remote watchers) and of other nodes'.
     public var monitors: Int
 
+    /// Data connections (DataConn) handed to their users and not destroyed yet.
+    public var dataConnectionsOpen: Int
+    /// Data connections established so far.
+    public var dataConnectionsOpened: UInt64
+    /// Bytes sent and received over data connections so far (plaintext).
+    public var dataBytesSent: UInt64
+    public var dataBytesReceived: UInt64
+
     /// Connections up.
     public var connectionsUp: Int { peers.values.count { $0.isUp } }
     /// The traffic of all peers together.
@@ -94,8 +102,9 @@ extension NodeStatistics {
 /// `aemp_messages_sent_total`, `aemp_messages_received_total`, `aemp_bytes_sent_total`,
 /// `aemp_bytes_received_total`, `aemp_liveness_probes_total`, `aemp_liveness_timeouts_total`
 /// (counters per peer), `aemp_queued_bytes`, `aemp_peer_up` (gauges per peer),
-/// `aemp_connection_attempts_total`, `aemp_handshake_failures_total` (counters), `aemp_connections`,
-/// `aemp_ports`, `aemp_monitors` (gauges).
+/// `aemp_connection_attempts_total`, `aemp_handshake_failures_total`, `aemp_dataconn_opened_total`,
+/// `aemp_dataconn_bytes_sent_total`, `aemp_dataconn_bytes_received_total` (counters),
+/// `aemp_connections`, `aemp_ports`, `aemp_monitors`, `aemp_dataconn_connections` (gauges).
 final class NodeMetricsReporter {
     private struct PeerHandles {
         let messagesSent, messagesReceived, bytesSent, bytesReceived, probes, silences: Counter
@@ -108,7 +117,8 @@ final class NodeMetricsReporter {
     private var peers: [String: PeerHandles] = [:]
     private var failures: [String: (Counter, UInt64)] = [:]
     private var attempts: (Counter, UInt64)?
-    private var gauges: (connections: Gauge, ports: Gauge, monitors: Gauge)?
+    private var gauges: (connections: Gauge, ports: Gauge, monitors: Gauge, dataConnections: Gauge)?
+    private var data: (opened: Counter, sent: Counter, received: Counter, last: (UInt64, UInt64, UInt64))?
 
     init(node: NodeID) {
         self.node = node.rawValue
@@ -167,12 +177,29 @@ final class NodeMetricsReporter {
             ?? (
                 Gauge(label: "aemp_connections", dimensions: nodeDimension),
                 Gauge(label: "aemp_ports", dimensions: nodeDimension),
-                Gauge(label: "aemp_monitors", dimensions: nodeDimension)
+                Gauge(label: "aemp_monitors", dimensions: nodeDimension),
+                Gauge(label: "aemp_dataconn_connections", dimensions: nodeDimension)
             )
         gauges.connections.record(statistics.connectionsUp)
         gauges.ports.record(statistics.ports)
         gauges.monitors.record(statistics.monitors)
+        gauges.dataConnections.record(statistics.dataConnectionsOpen)
         self.gauges = gauges
+        let data =
+            self.data
+            ?? (
+                Counter(label: "aemp_dataconn_opened_total", dimensions: nodeDimension),
+                Counter(label: "aemp_dataconn_bytes_sent_total", dimensions: nodeDimension),
+                Counter(label: "aemp_dataconn_bytes_received_total", dimensions: nodeDimension),
+                (0, 0, 0)
+            )
+        Self.add(data.opened, statistics.dataConnectionsOpened, data.last.0)
+        Self.add(data.sent, statistics.dataBytesSent, data.last.1)
+        Self.add(data.received, statistics.dataBytesReceived, data.last.2)
+        self.data = (
+            data.opened, data.sent, data.received,
+            (statistics.dataConnectionsOpened, statistics.dataBytesSent, statistics.dataBytesReceived)
+        )
     }
 
     private static func makePeer(_ dimensions: [(String, String)]) -> PeerHandles {
