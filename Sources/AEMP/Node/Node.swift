@@ -107,8 +107,9 @@ public final class Node: Sendable {
         }.get()
     }
 
-    /// Stops the node: closes listeners and connections, drops ports and monitors without firing them.
-    /// Calls made afterwards are ignored.
+    /// Stops the node at once: closes listeners and connections, drops ports and monitors without
+    /// firing them and messages still queued. Calls made afterwards are ignored. To let peers know
+    /// and queued messages leave first, use ``shutdown(gracePeriod:reason:)``.
     public func shutdown() async {
         try? await eventLoop.submit { self.bound.value.shutdown() }.get()
     }
