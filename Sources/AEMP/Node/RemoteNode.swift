@@ -29,10 +29,23 @@ final class RemoteNode {
     var dials: [ObjectIdentifier: TransportConnection] = [:]
     /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
     var attempt: UInt64 = 0
+    /// The node's logger: the node's, with `aemp.peer` (made once).
+    let logger: Logger
+    /// Why the last handshake with the node failed during the current attempt (the text its log
+    /// line gives), for the `connect timeout` reason.
+    var lastHandshakeFailure: String?
+    /// Why the last dial of the current attempt failed (`address: error`), used when no handshake
+    /// failed.
+    var lastDialFailure: String?
+    /// The address lookup of the current attempt has answered.
+    var addressesKnown = false
 
     init(nodeID: NodeID, core: NodeCore) {
         self.nodeID = nodeID
         self.core = core
+        var logger = core.logger
+        logger[metadataKey: "aemp.peer"] = "\(nodeID)"
+        self.logger = logger
     }
 
     var isUp: Bool { link != nil }
@@ -45,7 +58,7 @@ final class RemoteNode {
             do {
                 try link.send(portName: portName, elements)
             } catch {
-                core.logger.error("cannot send a message to \(nodeID)#\(portName): \(error)")
+                link.logger.error("cannot send a message to \(nodeID)#\(portName): \(error)")
             }
             return
         }
@@ -93,12 +106,13 @@ final class RemoteNode {
         let loop = core.eventLoop.assumeIsolatedUnsafeUnchecked()
         connectTimer = loop.scheduleTask(in: core.configuration.connectInterval.timeAmount) {
             guard self.attempt == generation, self.connecting else { return }
-            self.fail(message: KillReason.connectTimeout)
+            self.fail(message: KillReason.connectTimeoutMessage(detail: self.connectFailureDetail()))
         }
         // A handshake with the node is already under way (e.g. its seed connection): wait for it.
         if core.pending.values.contains(where: { $0.0.peerGreeting?.nodeID == nodeID }) { return }
         core.lookupAddresses(of: nodeID) { addresses in
             guard self.attempt == generation, self.connecting else { return }
+            self.addressesKnown = true
             guard let addresses, !addresses.isEmpty else {
                 self.fail(message: KillReason.noKnownAddress)
                 return
@@ -136,7 +150,7 @@ final class RemoteNode {
         endAttempt()
         link = connection
         connection.attachedNode = self
-        core.logger.info("node \(nodeID) is up")
+        connection.logger.info("node \(nodeID) is up")
         core.nodeCameUp(nodeID)
         // Queued messages go out in order, unless a callback above took the node down again.
         while link === connection, let (portName, elements) = queue.popFirst() {
@@ -150,7 +164,7 @@ final class RemoteNode {
         guard let old = link else { return }
         old.attachedNode = nil
         link = nil
-        core.logger.notice("node \(nodeID) is down: \(message)")
+        old.logger.notice("node \(nodeID) is down: \(message)")
         fail(message: message, wasUp: true)
     }
 
@@ -159,7 +173,7 @@ final class RemoteNode {
     /// if the node was up (spec §5.4).
     func fail(message: String, wasUp: Bool = false) {
         if !wasUp {
-            core.logger.notice("cannot connect to node \(nodeID): \(message)")
+            logger.notice("cannot connect to node \(nodeID): \(message)", metadata: ["aemp.direction": "out"])
         }
         endAttempt()
         queue.removeAll()
@@ -181,6 +195,9 @@ final class RemoteNode {
     private func endAttempt() {
         connecting = false
         attempt &+= 1
+        lastHandshakeFailure = nil
+        lastDialFailure = nil
+        addressesKnown = false
         connectTimer?.cancel()
         connectTimer = nil
         dialTimer?.cancel()
@@ -190,6 +207,24 @@ final class RemoteNode {
         for connection in pending.values where connection !== link {
             connection.close()
         }
+    }
+
+    /// What the `connect timeout` reason adds in parentheses: `last attempt: ` and the last handshake
+    /// failure with the node (also of a seed connection to it), else the last dial error; while the
+    /// address lookup is still waiting for a database master, why no seed answered. `nil` when nothing
+    /// failed (the node never answered).
+    func connectFailureDetail() -> String? {
+        if let lastHandshakeFailure { return "last attempt: \(lastHandshakeFailure)" }
+        let seeds = core.seeds.filter { !$0.isSelf }
+        if let failure = seeds.first(where: { $0.nodeID == nodeID && $0.lastFailure != nil })?.lastFailure {
+            return "last attempt: \(failure)"
+        }
+        if let lastDialFailure { return "last attempt: \(lastDialFailure)" }
+        guard !addressesKnown, core.database.master == nil else { return nil }
+        if seeds.isEmpty { return "no database master to look up its address: no seeds configured" }
+        let failures = seeds.compactMap { seed in seed.lastFailure.map { "seed \(seed.address): \($0)" } }
+        return "no database master to look up its address"
+            + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))")
     }
 
     func resumeQueueWaiters() {

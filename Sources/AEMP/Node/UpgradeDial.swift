@@ -1,6 +1,7 @@
 import AEMPCodecs
 import AEMPHandle
 import AEMPSocket
+import Logging
 import NIOCore
 
 /// A protocol upgrade connection (DataConn, spec §9.1) on a loop of the node's group other than the
@@ -24,6 +25,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         let protocolName: String
         let dataConnID: String
         let handshakeTimeout: Duration
+        let logger: Logger
     }
 
     let key: UInt64
@@ -42,7 +44,8 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.dial = Dial(
             address: address, configuration: core.handshakeConfiguration, tls: core.tlsContext,
-            protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout)
+            protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout,
+            logger: core.dialLogger(address, peer: nil))
     }
 
     /// For an accepted connection whose handshake moves to `loop` (``adopt(_:_:)``). Node's loop.
@@ -103,6 +106,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
             handle: Handle(channel: channel), configuration: dial.configuration, tls: dial.tls,
             direction: .dialled(address: dial.address), protocolName: dial.protocolName, dataConnID: dial.dataConnID,
             handshakeTimeout: dial.handshakeTimeout, delegate: self)
+        connection.logger = dial.logger
         self.connection = connection
         connection.start()
     }
@@ -117,7 +121,9 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
 
     // MARK: TransportConnectionDelegate
 
-    func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {}
+    func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
+        c.logger[metadataKey: "aemp.peer"] = "\(greeting.nodeID)"
+    }
 
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool { false }
 
