@@ -31,8 +31,10 @@ struct AEMPCommand: AsyncParsableCommand {
             `aemp run ... sendfile_dir <directory>` lets the node receive files below that directory: \
             `aemp sendfile <node> <path> [remote-path]` streams a file there over a data connection and \
             verifies its SHA-256. `data_priority background|normal|<0-19>` sets the priority of the \
-            threads data connections run on (default background). Log lines go to standard error; AEMP_LOG_LEVEL (trace, debug, info, \
-            notice, warning, error) sets their level.
+            threads data connections run on (default background). Log lines go to standard error; \
+            `aemp run ... log_level <level>` sets their level for a node (trace, debug, info, notice, \
+            warning, error, critical; default info), and AEMP_LOG_LEVEL sets it for any command and wins \
+            over log_level.
             """,
         subcommands: chainedCommands
     )

@@ -28,6 +28,9 @@ struct RunOptions: Sendable, Hashable {
     /// The priority of the threads data connections run on (`data_priority`); `nil`: the library's
     /// default group (background priority).
     var dataPriority: DataThreadPriority? = nil
+    /// The level of the node's log lines on standard error (`$AEMP_LOG_LEVEL`, else `log_level`,
+    /// else `info`; see ``NodeCommands/effectiveLogLevel(_:context:)``).
+    var logLevel: Logger.Level = .info
 }
 
 /// The node-dependent half of the node commands. The command layer resolves the configuration,
@@ -77,8 +80,9 @@ protocol NodeBackend: Sendable {
 /// The backend the `aemp` executable uses.
 let liveNodeBackend: any NodeBackend = LiveNodeBackend()
 
-/// The node backend built on ``Node``. Log lines go to standard error; their level is
-/// `$AEMP_LOG_LEVEL` (`trace` … `critical`), else `info` for `aemp run` and `notice` for clients.
+/// The node backend built on ``Node``. Log lines go to standard error; their level is, for `aemp
+/// run`, ``RunOptions/logLevel``, and for clients `$AEMP_LOG_LEVEL` (`trace` … `critical`), else
+/// `notice`.
 struct LiveNodeBackend: NodeBackend {
     /// A logger writing to standard error at `$AEMP_LOG_LEVEL`, else at `level`.
     static func logger(defaultLevel level: Logger.Level) -> Logger {
@@ -94,7 +98,8 @@ struct LiveNodeBackend: NodeBackend {
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void)
         async throws
     {
-        let logger = Self.logger(defaultLevel: .info)
+        var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = options.logLevel
         let node: Node
         var dataGroup: (any EventLoopGroup)?
         do {

@@ -7,6 +7,7 @@ import Darwin
 #endif
 import AEMP
 import AEMPCodecs
+import Logging
 import NIOCore
 
 /// The node commands `run`, `snd`, `cal`, `mon`, `eval`, `nodes` and `sendfile`: argument handling,
@@ -20,8 +21,12 @@ enum NodeCommands {
     static let sendFileDirectoryKey = "sendfile_dir"
     /// The `aemp run` setting for the priority of the data-connection threads.
     static let dataPriorityKey = "data_priority"
-    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows neither).
-    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey]
+    /// The `aemp run` setting for the level of its log lines (`$AEMP_LOG_LEVEL` wins over it).
+    static let logLevelKey = "log_level"
+    /// The environment variable that sets the log level of every `aemp` command.
+    static let logLevelVariable = "AEMP_LOG_LEVEL"
+    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows none).
+    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey, logLevelKey]
 
     // MARK: run
 
@@ -39,6 +44,8 @@ enum NodeCommands {
         var sendfileDirectory: String? = nil
         /// The `data_priority` setting (`nil`: the library's default, background priority).
         var dataPriority: DataThreadPriority? = nil
+        /// The `log_level` setting (`nil`: not set).
+        var logLevel: Logger.Level? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
@@ -73,7 +80,8 @@ enum NodeCommands {
                 for (key, value) in runOnly { settings[key] = value }
                 return RunPlan(
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
-                    sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings))
+                    sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings),
+                    logLevel: try logLevel(settings))
             }
             let settings = try ProfileSettings(configureArguments: arguments)
             let unknown = settings.unknownConfigureKeys.filter { !runOnlyKeys.contains($0) }
@@ -90,7 +98,8 @@ enum NodeCommands {
             }
             return RunPlan(
                 resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
-                sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings))
+                sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings),
+                logLevel: try logLevel(resolved.settings))
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
         } catch let error as CLIError {
@@ -133,15 +142,45 @@ enum NodeCommands {
         }
     }
 
+    /// The log levels, lowest first, as `log_level` and `AEMP_LOG_LEVEL` name them.
+    static let logLevelNames = Logger.Level.allCases.map(\.rawValue)
+
+    /// The `log_level` setting, checked: one of ``logLevelNames`` (any case); `nil` when absent.
+    ///
+    /// - Throws: ``CLIError`` for any other value.
+    static func logLevel(_ settings: ProfileSettings) throws(CLIError) -> Logger.Level? {
+        guard let value = settings[logLevelKey], !value.isNull else { return nil }
+        let text = ArgumentRules.plain(value)
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw CLIError("run: \(logLevelKey) must be one of \(logLevelNames.joined(separator: ", ")), got \(text)")
+        }
+        return level
+    }
+
+    /// The level `aemp run` logs at and where it came from: `$AEMP_LOG_LEVEL` when set to a level
+    /// (it wins, so a single run can be made more or less verbose without editing a profile), else
+    /// the `log_level` setting, else `info`. An unusable `$AEMP_LOG_LEVEL` is ignored with a warning.
+    static func effectiveLogLevel(_ plan: RunPlan, context: CLIContext) -> (level: Logger.Level, source: String) {
+        if let text = context.environment[logLevelVariable], !text.isEmpty {
+            if let level = Logger.Level(rawValue: text.lowercased()) { return (level, logLevelVariable) }
+            context.errorOutput(
+                "aemp: warning: ignoring \(logLevelVariable)=\(text) (expected one of \(logLevelNames.joined(separator: ", ")))")
+        }
+        if let level = plan.logLevel { return (level, logLevelKey) }
+        return (.info, "default")
+    }
+
     /// `aemp run configure_args...`.
     static func run(_ arguments: [Value], context: CLIContext) async throws {
         let plan = try runPlan(arguments, context: context)
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        let options = RunOptions(sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
+        let logLevel = effectiveLogLevel(plan, context: context)
+        let options = RunOptions(
+            sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority, logLevel: logLevel.level)
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
-            for line in banner(node: node, plan: plan) { context.output(line) }
+            for line in banner(node: node, plan: plan, logLevel: logLevel) { context.output(line) }
         }
     }
 
@@ -155,7 +194,9 @@ enum NodeCommands {
 
     /// The text `aemp run` prints once its node listens: node ID, listener addresses, seeds, and how
     /// to talk to the node from a second terminal.
-    static func banner(node: RunningNode, plan: RunPlan) -> [String] {
+    static func banner(
+        node: RunningNode, plan: RunPlan, logLevel: (level: Logger.Level, source: String) = (.info, "default")
+    ) -> [String] {
         let id = node.nodeID.rawValue
         let configuration = plan.resolved.configuration
         var lines = [
@@ -167,6 +208,7 @@ enum NodeCommands {
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
         lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
         lines.append("  liveness:     " + livenessText(configuration.livenessTimeout))
+        lines.append("  log level:    \(logLevel.level.rawValue) (\(logLevel.source)) on standard error")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),

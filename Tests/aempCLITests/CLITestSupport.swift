@@ -115,6 +115,7 @@ final class RecordingBackend: NodeBackend {
     }
 
     private let calls = Mutex<[Call]>([])
+    private let runs = Mutex<[RunOptions]>([])
     let reply: [Value]
     let reason: KillReason
     let nodes: [NodeID]
@@ -128,6 +129,10 @@ final class RecordingBackend: NodeBackend {
     }
 
     var recorded: [Call] { calls.withLock { $0 } }
+    /// The options of every `run`, in order.
+    var runOptions: [RunOptions] { runs.withLock { $0 } }
+    /// The log level of every `run`, in order, by name (`"info"`).
+    var runLogLevels: [String] { runOptions.map { "\($0.logLevel)" } }
 
     private func record(_ command: String, _ configuration: NodeConfiguration, _ target: String, _ message: [Value]) {
         calls.withLock { $0.append(Call(command: command, configuration: configuration, target: target, message: message)) }
@@ -135,6 +140,7 @@ final class RecordingBackend: NodeBackend {
 
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void) async throws {
         record("run", configuration, options.sendfileDirectory ?? "", options.dataPriority.map { [.text($0.description)] } ?? [])
+        runs.withLock { $0.append(options) }
         started(running)
     }
 

@@ -180,7 +180,7 @@ extension NodeCore: TransportConnectionDelegate {
         let generation = remote.attempt
         dialAddress(address, logger: dialLogger(address, peer: remote.nodeID), failed: { text in
             guard remote.attempt == generation, remote.connecting else { return }
-            remote.lastDialFailure = "\(address): \(text)"
+            remote.lastDialFailure = text
         }) { channel in
             guard remote.connecting, !self.isShutDown else {
                 channel.close(promise: nil)

@@ -34,8 +34,8 @@ final class RemoteNode {
     /// Why the last handshake with the node failed during the current attempt (the text its log
     /// line gives), for the `connect timeout` reason.
     var lastHandshakeFailure: String?
-    /// Why the last dial of the current attempt failed (`address: error`), used when no handshake
-    /// failed.
+    /// Why the last dial of the current attempt failed (the socket error, which names the address),
+    /// used when no handshake failed.
     var lastDialFailure: String?
     /// The address lookup of the current attempt has answered.
     var addressesKnown = false
