@@ -98,7 +98,8 @@ extension NodeCore {
             return
         }
         let result: Result<[Value], EvalError> =
-            evaluator?(code) ?? .failure(EvalError("eval is not supported by this node (\(nodeID) is a Swift node)\n"))
+            builtinEvaluation(code) ?? evaluator?(code)
+            ?? .failure(EvalError("eval is not supported by this node (\(nodeID) is a Swift node)\n"))
         guard !reply.isEmpty else {
             if case .failure(let error) = result {
                 peerLogger(source).warning("error processing node message from \(source): \(error.message)")
@@ -110,6 +111,19 @@ extension NodeCore {
             self.reply(reply, [.text("")] + values, source: source)
         case .failure(let error):
             self.reply(reply, [.text(error.message)], source: source)
+        }
+    }
+
+    /// The Perl expressions a Swift node answers itself, as a Perl node would, with or without an
+    /// evaluator: `AnyEvent::MP::Kernel::up_nodes` (optionally with `()` and a trailing `;`), the
+    /// IDs of the connected nodes, which `aemp trace` asks every node for.
+    func builtinEvaluation(_ code: String) -> Result<[Value], EvalError>? {
+        var expression = Substring(code.trimmingSpaces())
+        if expression.hasSuffix(";") { expression = expression.dropLast() }
+        if expression.hasSuffix("()") { expression = expression.dropLast(2) }
+        switch expression {
+        case "AnyEvent::MP::Kernel::up_nodes": return .success(upNodes.map { .text($0.rawValue) })
+        default: return nil
         }
     }
 
