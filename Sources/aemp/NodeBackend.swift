@@ -69,6 +69,11 @@ protocol NodeBackend: Sendable {
     /// the seed connection is up, excluding this client node itself. Throws on timeout.
     func upNodes(_ configuration: NodeConfiguration, timeout: Duration) async throws -> [NodeID]
 
+    /// `aemp trace [<node>]`: joins the network through its seeds, waits for a database master (at
+    /// most `timeout`), then traces the network from `start` (default: that master) with `timeout`
+    /// per request (``AEMP/Node/traceNetwork(from:timeout:limit:)``). Throws when no seed answers.
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace
+
     /// `aemp sendfile <node> <path> [remote-path]`: streams `file` over a DataConn to the
     /// `aemp::sendfile` receiver of `node`, reporting progress, and returns the checksums.
     func sendFile(
@@ -227,6 +232,24 @@ struct LiveNodeBackend: NodeBackend {
             }
             result.remove(node.nodeID)
             return Array(result)
+        }
+    }
+
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace {
+        guard !configuration.seeds.isEmpty else { throw CLIError("trace: no seeds configured (aemp setseeds host:port)") }
+        return try await withClientNode("trace", configuration) { node in
+            let clock = ContinuousClock()
+            let deadline = clock.now + timeout
+            var master = await node.databaseMaster()
+            while master == nil {
+                guard clock.now < deadline else {
+                    throw CLIError(
+                        "trace: no seed connection within \(Self.seconds(timeout)) (seeds: \(configuration.seeds.joined(separator: " ")))")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+                master = await node.databaseMaster()
+            }
+            return await node.traceNetwork(from: start ?? master!, timeout: timeout)
         }
     }
 

@@ -120,11 +120,16 @@ final class RecordingBackend: NodeBackend {
     let reason: KillReason
     let nodes: [NodeID]
     let running: RunningNode
+    let traced: NetworkTrace?
 
-    init(reply: [Value] = [], reason: KillReason = .normal, nodes: [NodeID] = [], running: RunningNode? = nil) {
+    init(
+        reply: [Value] = [], reason: KillReason = .normal, nodes: [NodeID] = [], running: RunningNode? = nil,
+        traced: NetworkTrace? = nil
+    ) {
         self.reply = reply
         self.reason = reason
         self.nodes = nodes
+        self.traced = traced
         self.running = running ?? RunningNode(nodeID: NodeID("anon/TESTTESTTE")!, listenerAddresses: ["127.0.0.1:4040"])
     }
 
@@ -177,5 +182,10 @@ final class RecordingBackend: NodeBackend {
     func upNodes(_ configuration: NodeConfiguration, timeout: Duration) async throws -> [NodeID] {
         record("nodes", configuration, "", [])
         return nodes
+    }
+
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace {
+        record("trace", configuration, start?.rawValue ?? "", [.text("\(timeout)")])
+        return traced ?? NetworkTrace(start: start ?? NodeID("seed")!, tracer: NodeID("anon/TRACERTRAC")!, nodes: [], listenersKnown: true)
     }
 }

@@ -106,7 +106,8 @@ extension Node {
     /// reply port (reachability) and `eval` of ``upNodesExpression`` (its connections). A node that
     /// answers `time` but not `eval` runs in secure mode (``TracedNode/Connections/unknown(_:)``).
     /// The greeting of the connection made to ask it says whether it is a Perl or a Swift node.
-    /// Nodes that others list but that have no listener are reported as such and not dialled.
+    /// Nodes that others list but that have no listener are reported as such and not dialled
+    /// (`start` is always asked).
     ///
     /// Every request has `timeout`; the nodes of one breadth-first level are asked in parallel, so
     /// the whole trace takes about (levels + 1) × `timeout` at most. The tracing node connects to
@@ -138,7 +139,9 @@ extension Node {
             let answers = await withTaskGroup(of: (Int, TracedNode).self) { group in
                 for (position, node) in asked.enumerated() {
                     group.addTask {
-                        (position, await self.probe(node, listeners: listeners, globals: globals, timeout: timeout))
+                        let asked = await self.probe(
+                            node, listeners: listeners, globals: globals, timeout: timeout, always: node == start)
+                        return (position, asked)
                     }
                 }
                 var answers = [TracedNode?](repeating: nil, count: asked.count)
@@ -162,12 +165,12 @@ extension Node {
         return NetworkTrace(start: start, tracer: nodeID, nodes: found, listenersKnown: listeners != nil)
     }
 
-    /// Asks one node for the time and its connections, at once.
+    /// Asks one node for the time and its connections, at once; a node without a listener (and not
+    /// connected here) only when `always`.
     private func probe(
-        _ node: NodeID, listeners: [NodeID: [String]]?, globals: Set<NodeID>, timeout: Duration
+        _ node: NodeID, listeners: [NodeID: [String]]?, globals: Set<NodeID>, timeout: Duration, always: Bool
     ) async -> TracedNode {
-        let listed = listeners?[node]
-        if let listeners, listeners[node] == nil, await peerInfo(node) == nil {
+        if !always, let listeners, listeners[node] == nil, await peerInfo(node) == nil {
             return TracedNode(nodeID: node, status: .noListener, isGlobal: globals.contains(node))
         }
         let port = PortID.nodePort(of: node)
@@ -177,7 +180,7 @@ extension Node {
         let peer = await peerInfo(node)
         var traced = TracedNode(
             nodeID: node, status: .reachable, provider: peer?.provider,
-            isGlobal: globals.contains(node) || peer?.isGlobal == true, listeners: listed)
+            isGlobal: globals.contains(node) || peer?.isGlobal == true, listeners: listeners?[node])
         switch (timeReply, evalReply) {
         case (.failure(let error), .failure):
             traced.status = .unreachable(Self.unreachableText(error, node: node))
