@@ -23,14 +23,14 @@ struct RunningNode: Sendable, Hashable {
 
 /// What `aemp run` adds to a node beyond its configuration.
 struct RunOptions: Sendable, Hashable {
+    /// The level of the node's log lines on standard error (`$AEMP_LOG_LEVEL`, else `log_level`,
+    /// else `info`; see ``NodeCommands/effectiveLogLevel(_:plan:context:)``).
+    var logLevel: Logger.Level = .info
     /// The directory `aemp sendfile` may write below (`sendfile_dir`); `nil`: receiving is off.
     var sendfileDirectory: String?
     /// The priority of the threads data connections run on (`data_priority`); `nil`: the library's
     /// default group (background priority).
     var dataPriority: DataThreadPriority? = nil
-    /// The level of the node's log lines on standard error (`$AEMP_LOG_LEVEL`, else `log_level`,
-    /// else `info`; see ``NodeCommands/effectiveLogLevel(_:context:)``).
-    var logLevel: Logger.Level = .info
 }
 
 /// The node-dependent half of the node commands. The command layer resolves the configuration,
@@ -89,6 +89,13 @@ let liveNodeBackend: any NodeBackend = LiveNodeBackend()
 /// run`, ``RunOptions/logLevel``, and for clients `$AEMP_LOG_LEVEL` (`trace` … `critical`), else
 /// `notice`.
 struct LiveNodeBackend: NodeBackend {
+    /// A logger writing to standard error at `level`.
+    static func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = level
+        return logger
+    }
+
     /// A logger writing to standard error at `$AEMP_LOG_LEVEL`, else at `level`.
     static func logger(defaultLevel level: Logger.Level) -> Logger {
         var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
@@ -103,8 +110,7 @@ struct LiveNodeBackend: NodeBackend {
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void)
         async throws
     {
-        var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
-        logger.logLevel = options.logLevel
+        let logger = Self.logger(level: options.logLevel)
         let node: Node
         var dataGroup: (any EventLoopGroup)?
         do {

@@ -21,12 +21,8 @@ enum NodeCommands {
     static let sendFileDirectoryKey = "sendfile_dir"
     /// The `aemp run` setting for the priority of the data-connection threads.
     static let dataPriorityKey = "data_priority"
-    /// The `aemp run` setting for the level of its log lines (`$AEMP_LOG_LEVEL` wins over it).
-    static let logLevelKey = "log_level"
-    /// The environment variable that sets the log level of every `aemp` command.
-    static let logLevelVariable = "AEMP_LOG_LEVEL"
-    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows none).
-    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey, logLevelKey]
+    /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows neither).
+    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey]
 
     // MARK: run
 
@@ -44,8 +40,6 @@ enum NodeCommands {
         var sendfileDirectory: String? = nil
         /// The `data_priority` setting (`nil`: the library's default, background priority).
         var dataPriority: DataThreadPriority? = nil
-        /// The `log_level` setting (`nil`: not set).
-        var logLevel: Logger.Level? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
@@ -60,7 +54,7 @@ enum NodeCommands {
         var arguments = arguments
         var runOnly: [(key: String, value: Value)] = []
         let keys = stride(from: 0, to: arguments.count, by: 2).map { arguments[$0].stringValue ?? "" }
-        if !arguments.isEmpty, arguments.count.isMultiple(of: 2), keys.allSatisfy(runOnlyKeys.contains) {
+        if !arguments.isEmpty, arguments.count.isMultiple(of: 2), keys.allSatisfy(runSettingKeys.contains) {
             runOnly = keys.enumerated().map { ($0.element, arguments[2 * $0.offset + 1]) }
             arguments = []
         }
@@ -80,11 +74,10 @@ enum NodeCommands {
                 for (key, value) in runOnly { settings[key] = value }
                 return RunPlan(
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
-                    sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings),
-                    logLevel: try logLevel(settings))
+                    sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings))
             }
             let settings = try ProfileSettings(configureArguments: arguments)
-            let unknown = settings.unknownConfigureKeys.filter { !runOnlyKeys.contains($0) }
+            let unknown = settings.unknownConfigureKeys.filter { !runSettingKeys.contains($0) }
             if !unknown.isEmpty {
                 context.errorOutput("aemp: warning: ignoring unknown configure key(s): \(unknown.joined(separator: ", "))")
             }
@@ -98,8 +91,7 @@ enum NodeCommands {
             }
             return RunPlan(
                 resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
-                sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings),
-                logLevel: try logLevel(resolved.settings))
+                sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings))
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
         } catch let error as CLIError {
@@ -142,43 +134,15 @@ enum NodeCommands {
         }
     }
 
-    /// The log levels, lowest first, as `log_level` and `AEMP_LOG_LEVEL` name them.
-    static let logLevelNames = Logger.Level.allCases.map(\.rawValue)
-
-    /// The `log_level` setting, checked: one of ``logLevelNames`` (any case); `nil` when absent.
-    ///
-    /// - Throws: ``CLIError`` for any other value.
-    static func logLevel(_ settings: ProfileSettings) throws(CLIError) -> Logger.Level? {
-        guard let value = settings[logLevelKey], !value.isNull else { return nil }
-        let text = ArgumentRules.plain(value)
-        guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            throw CLIError("run: \(logLevelKey) must be one of \(logLevelNames.joined(separator: ", ")), got \(text)")
-        }
-        return level
-    }
-
-    /// The level `aemp run` logs at and where it came from: `$AEMP_LOG_LEVEL` when set to a level
-    /// (it wins, so a single run can be made more or less verbose without editing a profile), else
-    /// the `log_level` setting, else `info`. An unusable `$AEMP_LOG_LEVEL` is ignored with a warning.
-    static func effectiveLogLevel(_ plan: RunPlan, context: CLIContext) -> (level: Logger.Level, source: String) {
-        if let text = context.environment[logLevelVariable], !text.isEmpty {
-            if let level = Logger.Level(rawValue: text.lowercased()) { return (level, logLevelVariable) }
-            context.errorOutput(
-                "aemp: warning: ignoring \(logLevelVariable)=\(text) (expected one of \(logLevelNames.joined(separator: ", ")))")
-        }
-        if let level = plan.logLevel { return (level, logLevelKey) }
-        return (.info, "default")
-    }
-
     /// `aemp run configure_args...`.
     static func run(_ arguments: [Value], context: CLIContext) async throws {
         let plan = try runPlan(arguments, context: context)
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        let logLevel = effectiveLogLevel(plan, context: context)
+        let logLevel = try effectiveLogLevel(arguments, plan: plan, context: context)
         let options = RunOptions(
-            sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority, logLevel: logLevel.level)
+            logLevel: logLevel.level, sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
             for line in banner(node: node, plan: plan, logLevel: logLevel) { context.output(line) }
         }
@@ -206,9 +170,9 @@ enum NodeCommands {
         ]
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
+        lines.append("  log level:    \(logLevel.level.rawValue) (\(logLevel.source)) on standard error")
         lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
         lines.append("  liveness:     " + livenessText(configuration.livenessTimeout))
-        lines.append("  log level:    \(logLevel.level.rawValue) (\(logLevel.source)) on standard error")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),
             ("aemp cal '\(id)#' time", "ask the node for its time"),

@@ -25,10 +25,6 @@ final class RemoteNode {
     var connecting = false
     var connectTimer: Scheduled<Void>?
     var dialTimer: Scheduled<Void>?
-    /// Handshakes this node started towards the node for the current attempt.
-    var dials: [ObjectIdentifier: TransportConnection] = [:]
-    /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
-    var attempt: UInt64 = 0
     /// The node's logger: the node's, with `aemp.peer` (made once).
     let logger: Logger
     /// Why the last handshake with the node failed during the current attempt (the text its log
@@ -39,6 +35,10 @@ final class RemoteNode {
     var lastDialFailure: String?
     /// The address lookup of the current attempt has answered.
     var addressesKnown = false
+    /// Handshakes this node started towards the node for the current attempt.
+    var dials: [ObjectIdentifier: TransportConnection] = [:]
+    /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
+    var attempt: UInt64 = 0
 
     init(nodeID: NodeID, core: NodeCore) {
         self.nodeID = nodeID
@@ -119,6 +119,24 @@ final class RemoteNode {
             }
             self.dial(addresses, index: 0, generation: generation)
         }
+    }
+
+    /// What the `connect timeout` reason adds in parentheses: `last attempt: ` and the last handshake
+    /// failure with the node (also of a seed connection to it), else the last dial error; while the
+    /// address lookup is still waiting for a database master, why no seed answered. `nil` when nothing
+    /// failed (the node never answered).
+    func connectFailureDetail() -> String? {
+        if let lastHandshakeFailure { return "last attempt: \(lastHandshakeFailure)" }
+        let seeds = core.seeds.filter { !$0.isSelf }
+        if let failure = seeds.first(where: { $0.nodeID == nodeID && $0.lastFailure != nil })?.lastFailure {
+            return "last attempt: \(failure)"
+        }
+        if let lastDialFailure { return "last attempt: \(lastDialFailure)" }
+        guard !addressesKnown, core.database.master == nil else { return nil }
+        if seeds.isEmpty { return "no database master to look up its address: no seeds configured" }
+        let failures = seeds.compactMap { seed in seed.lastFailure.map { "seed \(seed.address): \($0)" } }
+        return "no database master to look up its address"
+            + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))")
     }
 
     /// Dials the addresses one after the other: the first at once, then one every dial interval
@@ -207,24 +225,6 @@ final class RemoteNode {
         for connection in pending.values where connection !== link {
             connection.close()
         }
-    }
-
-    /// What the `connect timeout` reason adds in parentheses: `last attempt: ` and the last handshake
-    /// failure with the node (also of a seed connection to it), else the last dial error; while the
-    /// address lookup is still waiting for a database master, why no seed answered. `nil` when nothing
-    /// failed (the node never answered).
-    func connectFailureDetail() -> String? {
-        if let lastHandshakeFailure { return "last attempt: \(lastHandshakeFailure)" }
-        let seeds = core.seeds.filter { !$0.isSelf }
-        if let failure = seeds.first(where: { $0.nodeID == nodeID && $0.lastFailure != nil })?.lastFailure {
-            return "last attempt: \(failure)"
-        }
-        if let lastDialFailure { return "last attempt: \(lastDialFailure)" }
-        guard !addressesKnown, core.database.master == nil else { return nil }
-        if seeds.isEmpty { return "no database master to look up its address: no seeds configured" }
-        let failures = seeds.compactMap { seed in seed.lastFailure.map { "seed \(seed.address): \($0)" } }
-        return "no database master to look up its address"
-            + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))")
     }
 
     func resumeQueueWaiters() {
