@@ -227,7 +227,7 @@ extension NodeCore: TransportConnectionDelegate {
     func dialUpgrade(address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void) {
         guard !isShutDown else { return }
         guard let target = parseHostPort(address) else {
-            logger.warning("cannot dial \(address): not a host:port address")
+            dialLogger(address, peer: nil).warning("cannot dial \(address): not a host:port address")
             failed("\(address): not a host:port address")
             return
         }
@@ -250,7 +250,7 @@ extension NodeCore: TransportConnectionDelegate {
             }
             handler(handle, result, dataConnID)
         case .failure(let failure):
-            logger.debug("upgrade dial failed: \(failure.message)")
+            (entry?.dial.logger ?? logger).debug("upgrade dial failed: \(failure.message)")
             entry?.failed(failure.message)
         }
     }
@@ -341,7 +341,7 @@ extension NodeCore: TransportConnectionDelegate {
         dialCounter &+= 1
         let accepted = UpgradeDial(key: dialCounter, core: self, loop: dataLoop)
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let logger = self.logger
+        let logger = c.logger
         let label = "\(greeting.protocolName) connection from \(greeting.nodeID)"
         return (dataLoop, { state, outcome in
             // On the data loop. The registration hop runs before any outcome of the handshake's.
@@ -384,7 +384,7 @@ extension NodeCore: TransportConnectionDelegate {
                 c.close()
                 return false
             }
-            handOverUpgrade(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"], to: handler)
+            handOverUpgrade(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"], logger: c.logger, to: handler)
             return false
         }
         let node = result.peerNodeID
@@ -397,7 +397,8 @@ extension NodeCore: TransportConnectionDelegate {
     /// (``AEMPHandle/Handle/move(to:)``), so that a bulk transfer over it does not hold up the node's
     /// messages; a TLS one stays (its TLS state cannot move).
     private func handOverUpgrade(
-        _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, to handler: @escaping ProtocolUpgradeHandler
+        _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, logger: Logger,
+        to handler: @escaping ProtocolUpgradeHandler
     ) {
         guard dataLoop !== eventLoop else {
             handler(handle, result, dataConnID)
@@ -427,7 +428,7 @@ extension NodeCore: TransportConnectionDelegate {
                             handler(moved, result, dataConnID)
                         }
                     case .failure(let error):
-                        core.logger.notice(
+                        logger.notice(
                             "\(result.protocolName) connection from \(result.peerNodeID) lost while moving to the data loop: \(error)")
                     }
                 }

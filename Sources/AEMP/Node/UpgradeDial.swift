@@ -25,11 +25,13 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         let protocolName: String
         let dataConnID: String
         let handshakeTimeout: Duration
-        let logger: Logger
     }
 
     let key: UInt64
     let loop: any EventLoop
+    /// Where lines about this connection go: for a dial, the node's logger with `aemp.direction`
+    /// `out` and `aemp.address`; for an adopted connection, the node's (the connection brings its own).
+    let logger: Logger
     private let core: NIOLoopBound<NodeCore>
     private let dial: Dial?
 
@@ -44,8 +46,8 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.dial = Dial(
             address: address, configuration: core.handshakeConfiguration, tls: core.tlsContext,
-            protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout,
-            logger: core.dialLogger(address, peer: nil))
+            protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout)
+        self.logger = core.dialLogger(address, peer: nil)
     }
 
     /// For an accepted connection whose handshake moves to `loop` (``adopt(_:_:)``). Node's loop.
@@ -54,6 +56,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.loop = loop
         self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.dial = nil
+        self.logger = core.logger
     }
 
     /// Goes on with a handshake that moved here with its handle. Loop only.
@@ -106,7 +109,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
             handle: Handle(channel: channel), configuration: dial.configuration, tls: dial.tls,
             direction: .dialled(address: dial.address), protocolName: dial.protocolName, dataConnID: dial.dataConnID,
             handshakeTimeout: dial.handshakeTimeout, delegate: self)
-        connection.logger = dial.logger
+        connection.logger = logger
         self.connection = connection
         connection.start()
     }
