@@ -39,6 +39,19 @@ public struct KillReason: Sendable, Hashable, CustomStringConvertible {
 
     /// Transport message when no connection could be made within `connect_interval`.
     public static let connectTimeout = "connect timeout"
+    /// The transport message of a connect attempt that timed out: ``connectTimeout``, followed by
+    /// what is known about why in parentheses, e.g.
+    /// `connect timeout (last attempt: authentication failure/shared secret mismatch)` or
+    /// `connect timeout (last attempt: TLS handshake failed: peer sent alert unknown CA (error:10000418))`.
+    /// The first words stay Perl's, so code that looks for `connect timeout` at the start still works.
+    ///
+    /// - Parameter detail: the explanation; `nil` or empty gives ``connectTimeout`` alone.
+    /// - Returns: the message.
+    public static func connectTimeoutMessage(detail: String?) -> String {
+        guard let detail, !detail.isEmpty else { return connectTimeout }
+        return "\(connectTimeout) (\(detail))"
+    }
+
     /// Transport message when the master does not know the node's address.
     public static let noKnownAddress = "no known address"
     /// Transport message when a newer connection to the same node replaced this one.

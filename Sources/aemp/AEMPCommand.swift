@@ -3,7 +3,7 @@ import AEMPCodecs
 import ArgumentParser
 
 /// The `aemp` command-line tool (Perl: `bin/aemp`): edits the rc file's profiles, runs a node, and
-/// pokes a network (`snd`, `cal`, `mon`, `eval`, `nodes`, `sendfile`).
+/// pokes a network (`snd`, `cal`, `mon`, `eval`, `nodes`, `sendfile`, `trace`).
 @main
 struct AEMPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,15 +24,23 @@ struct AEMPCommand: AsyncParsableCommand {
 
             `aemp run` without arguments starts an anonymous node on 127.0.0.1:4040 that is its own \
             seed, with a secret generated once and saved in the config file. The client commands (snd, \
-            cal, mon, eval, nodes) use profile "aemp" of the config file (its secret and seeds; default \
+            cal, mon, eval, nodes, sendfile, trace) use profile "aemp" of the config file (its secret and seeds; default \
             seed 127.0.0.1:4040) as a fresh anonymous node, or the configure arguments in \
             AEMP_CONFIG (a JSON object) when set.
+
+            `aemp trace [<node>] [--json] [--timeout <seconds>]` prints every node reachable from <node> \
+            (default: the seeds' database master) with its connections, marking Perl and Swift nodes, \
+            global nodes, nodes in secure mode and unreachable nodes; it asks only what Perl nodes answer \
+            too ('l family, time, eval of AnyEvent::MP::Kernel::up_nodes), each request for at most \
+            --timeout seconds (default 5).
 
             `aemp run ... sendfile_dir <directory>` lets the node receive files below that directory: \
             `aemp sendfile <node> <path> [remote-path]` streams a file there over a data connection and \
             verifies its SHA-256. `data_priority background|normal|<0-19>` sets the priority of the \
-            threads data connections run on (default background). Log lines go to standard error; AEMP_LOG_LEVEL (trace, debug, info, \
-            notice, warning, error) sets their level.
+            threads data connections run on (default background). Log lines go to standard error; \
+            `aemp run ... log_level <level>` sets their level for a node (trace, debug, info, notice, \
+            warning, error, critical; default info), and AEMP_LOG_LEVEL sets it for any command and wins \
+            over log_level.
             """,
         subcommands: chainedCommands
     )

@@ -8,7 +8,7 @@ import AEMPCodecs
 /// Configuration commands edit the global settings of the rc file, or, after `profile <name>`, that
 /// profile. The file is read when the first configuration command needs it and saved once at the
 /// end, atomically; if any command fails nothing is saved (Perl saves whatever was done before the
-/// failure). Node commands (`run`, `snd`, `cal`, `eval`, `sendfile`) take all remaining arguments; `mon` takes one.
+/// failure). Node commands (`run`, `snd`, `cal`, `eval`, `sendfile`, `trace`) take all remaining arguments; `mon` takes one.
 struct CommandChain {
     /// The commands that edit a single value: `set<key> <value>` (alias `<key> <value>`) and `del<key>`.
     static let valueKeys = [
@@ -18,7 +18,7 @@ struct CommandChain {
     /// The commands that edit a list: `set<key>s`, `del<key>s`, `add<key>`, `del<key>`.
     static let listKeys = ["seed", "bind", "service"]
     /// Perl commands this port does not offer.
-    static let unsupported = ["shell", "trace", "restart"]
+    static let unsupported = ["shell", "restart"]
 
     let context: CLIContext
     private var file: ConfigFile?
@@ -33,7 +33,7 @@ struct CommandChain {
     /// Every command name the chain understands (aliases included).
     static var commandNames: Set<String> {
         var names: Set<String> = [
-            "run", "snd", "cal", "mon", "eval", "nodes", "sendfile", "gensecret", "gencert", "setcert", "cert", "delcert",
+            "run", "snd", "cal", "mon", "eval", "nodes", "sendfile", "trace", "gensecret", "gencert", "setcert", "cert", "delcert",
             "profile", "delprofile", "showprofile", "showconfig",
         ]
         for key in valueKeys { names.formUnion(["set" + key, key, "del" + key]) }
@@ -61,7 +61,7 @@ struct CommandChain {
 
     private mutating func executeNodeCommand(_ name: String, _ rest: inout ArraySlice<Value>) async throws -> Bool {
         switch name {
-        case "run", "snd", "cal", "eval", "nodes", "mon", "sendfile":
+        case "run", "snd", "cal", "eval", "nodes", "mon", "sendfile", "trace":
             try saveIfNeeded()
         default:
             if Self.unsupported.contains(name) { throw CLIError("\(name): not supported by this aemp") }
@@ -83,6 +83,7 @@ struct CommandChain {
         case "snd": try await NodeCommands.send(arguments, context: context)
         case "cal": try await NodeCommands.call(arguments, context: context)
         case "sendfile": try await NodeCommands.sendFile(arguments, context: context)
+        case "trace": try await NodeCommands.trace(arguments, context: context)
         default: try await NodeCommands.evaluate(arguments, context: context)
         }
         return true

@@ -29,24 +29,21 @@ struct RunningNode: Sendable, Hashable {
 
 /// What `aemp run` adds to a node beyond its configuration.
 struct RunOptions: Sendable, Hashable {
+    /// The level of the node's log lines on standard error (`$AEMP_LOG_LEVEL`, else `log_level`,
+    /// else `info`; see ``NodeCommands/effectiveLogLevel(_:plan:context:)``).
+    var logLevel: Logger.Level = .info
     /// The directory `aemp sendfile` may write below (`sendfile_dir`); `nil`: receiving is off.
     var sendfileDirectory: String?
     /// The priority of the threads data connections run on (`data_priority`); `nil`: the library's
     /// default group (background priority).
     var dataPriority: DataThreadPriority? = nil
     /// Where to serve Prometheus metrics (`metrics`, `host:port`); `nil`: no endpoint.
-    var metricsAddress: (host: String, port: Int)? = nil
+    var metricsAddress: HostPort? = nil
 
-    static func == (a: RunOptions, b: RunOptions) -> Bool {
-        a.sendfileDirectory == b.sendfileDirectory && a.dataPriority == b.dataPriority
-            && a.metricsAddress?.host == b.metricsAddress?.host && a.metricsAddress?.port == b.metricsAddress?.port
-    }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(sendfileDirectory)
-        hasher.combine(dataPriority)
-        hasher.combine(metricsAddress?.host)
-        hasher.combine(metricsAddress?.port)
+    /// A host and a port to listen on.
+    struct HostPort: Sendable, Hashable {
+        var host: String
+        var port: Int
     }
 }
 
@@ -86,6 +83,11 @@ protocol NodeBackend: Sendable {
     /// the seed connection is up, excluding this client node itself. Throws on timeout.
     func upNodes(_ configuration: NodeConfiguration, timeout: Duration) async throws -> [NodeID]
 
+    /// `aemp trace [<node>]`: joins the network through its seeds, waits for a database master (at
+    /// most `timeout`), then traces the network from `start` (default: that master) with `timeout`
+    /// per request (``AEMP/Node/traceNetwork(from:timeout:limit:)``). Throws when no seed answers.
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace
+
     /// `aemp sendfile <node> <path> [remote-path]`: streams `file` over a DataConn to the
     /// `aemp::sendfile` receiver of `node`, reporting progress, and returns the checksums.
     func sendFile(
@@ -97,9 +99,17 @@ protocol NodeBackend: Sendable {
 /// The backend the `aemp` executable uses.
 let liveNodeBackend: any NodeBackend = LiveNodeBackend()
 
-/// The node backend built on ``Node``. Log lines go to standard error; their level is
-/// `$AEMP_LOG_LEVEL` (`trace` … `critical`), else `info` for `aemp run` and `notice` for clients.
+/// The node backend built on ``Node``. Log lines go to standard error; their level is, for `aemp
+/// run`, ``RunOptions/logLevel``, and for clients `$AEMP_LOG_LEVEL` (`trace` … `critical`), else
+/// `notice`.
 struct LiveNodeBackend: NodeBackend {
+    /// A logger writing to standard error at `level`.
+    static func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = level
+        return logger
+    }
+
     /// A logger writing to standard error at `$AEMP_LOG_LEVEL`, else at `level`.
     static func logger(defaultLevel level: Logger.Level) -> Logger {
         var logger = Logger(label: "aemp", factory: { StreamLogHandler.standardError(label: $0) })
@@ -114,7 +124,7 @@ struct LiveNodeBackend: NodeBackend {
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void)
         async throws
     {
-        let logger = Self.logger(defaultLevel: .info)
+        let logger = Self.logger(level: options.logLevel)
         let node: Node
         var dataGroup: (any EventLoopGroup)?
         do {
@@ -282,6 +292,24 @@ struct LiveNodeBackend: NodeBackend {
             }
             result.remove(node.nodeID)
             return Array(result)
+        }
+    }
+
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace {
+        guard !configuration.seeds.isEmpty else { throw CLIError("trace: no seeds configured (aemp setseeds host:port)") }
+        return try await withClientNode("trace", configuration) { node in
+            let clock = ContinuousClock()
+            let deadline = clock.now + timeout
+            var master = await node.databaseMaster()
+            while master == nil {
+                guard clock.now < deadline else {
+                    throw CLIError(
+                        "trace: no seed connection within \(Self.seconds(timeout)) (seeds: \(configuration.seeds.joined(separator: " ")))")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+                master = await node.databaseMaster()
+            }
+            return await node.traceNetwork(from: start ?? master!, timeout: timeout)
         }
     }
 

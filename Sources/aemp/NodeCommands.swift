@@ -7,6 +7,7 @@ import Darwin
 #endif
 import AEMP
 import AEMPCodecs
+import Logging
 import NIOCore
 
 /// The node commands `run`, `snd`, `cal`, `mon`, `eval`, `nodes` and `sendfile`: argument handling,
@@ -58,7 +59,7 @@ enum NodeCommands {
         var arguments = arguments
         var runOnly: [(key: String, value: Value)] = []
         let keys = stride(from: 0, to: arguments.count, by: 2).map { arguments[$0].stringValue ?? "" }
-        if !arguments.isEmpty, arguments.count.isMultiple(of: 2), keys.allSatisfy(runOnlyKeys.contains) {
+        if !arguments.isEmpty, arguments.count.isMultiple(of: 2), keys.allSatisfy(runSettingKeys.contains) {
             runOnly = keys.enumerated().map { ($0.element, arguments[2 * $0.offset + 1]) }
             arguments = []
         }
@@ -83,7 +84,7 @@ enum NodeCommands {
                 return plan
             }
             let settings = try ProfileSettings(configureArguments: arguments)
-            let unknown = settings.unknownConfigureKeys.filter { !runOnlyKeys.contains($0) }
+            let unknown = settings.unknownConfigureKeys.filter { !runSettingKeys.contains($0) }
             if !unknown.isEmpty {
                 context.errorOutput("aemp: warning: ignoring unknown configure key(s): \(unknown.joined(separator: ", "))")
             }
@@ -165,10 +166,12 @@ enum NodeCommands {
         if plan.generatedSecret, let path = plan.configPath {
             context.output("aemp: generated a new shared secret and saved it in \(path)")
         }
-        var options = RunOptions(sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
-        if let host = plan.metricsHost, let port = plan.metricsPort { options.metricsAddress = (host, port) }
+        let logLevel = try effectiveLogLevel(arguments, plan: plan, context: context)
+        var options = RunOptions(
+            logLevel: logLevel.level, sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
+        if let host = plan.metricsHost, let port = plan.metricsPort { options.metricsAddress = .init(host: host, port: port) }
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
-            for line in banner(node: node, plan: plan) { context.output(line) }
+            for line in banner(node: node, plan: plan, logLevel: logLevel) { context.output(line) }
         }
     }
 
@@ -182,7 +185,9 @@ enum NodeCommands {
 
     /// The text `aemp run` prints once its node listens: node ID, listener addresses, seeds, and how
     /// to talk to the node from a second terminal.
-    static func banner(node: RunningNode, plan: RunPlan) -> [String] {
+    static func banner(
+        node: RunningNode, plan: RunPlan, logLevel: (level: Logger.Level, source: String) = (.info, "default")
+    ) -> [String] {
         let id = node.nodeID.rawValue
         let configuration = plan.resolved.configuration
         var lines = [
@@ -192,6 +197,7 @@ enum NodeCommands {
         ]
         if let path = plan.configPath { lines.append("  config file:  \(path)") }
         lines.append("  sendfile:     " + (plan.sendfileDirectory.map { "receives files below \($0)" } ?? "off (enable with sendfile_dir <directory>)"))
+        lines.append("  log level:    \(logLevel.level.rawValue) (\(logLevel.source)) on standard error")
         lines.append("  data threads: " + (plan.dataPriority ?? .background).description + " priority")
         lines.append("  liveness:     " + livenessText(configuration.livenessTimeout))
         lines.append(
@@ -360,6 +366,192 @@ enum NodeCommands {
             progress: { display.update($0) })
         let rate = SendFile.rate(SendFile.Progress(sent: outcome.bytes, total: outcome.bytes, elapsed: outcome.elapsed))
         context.output("sendfile: sent \(path) to \(node) as \(remotePath): \(outcome.bytes) bytes, \(rate), sha256 \(outcome.sha256) verified")
+    }
+
+    // MARK: trace
+
+    /// What `aemp trace` was asked for.
+    struct TraceRequest: Sendable, Hashable {
+        /// The start node (`nil`: the database master).
+        var start: NodeID?
+        /// JSON instead of text.
+        var json = false
+        /// The limit of each request.
+        var timeout: Duration = clientTimeout
+    }
+
+    /// Parses `aemp trace [<node>] [--json] [--timeout <seconds>]` (options anywhere).
+    ///
+    /// - Throws: ``CLIError`` for an unknown option, a bad timeout or more than one node.
+    static func traceRequest(_ arguments: [Value]) throws(CLIError) -> TraceRequest {
+        let usage = "(aemp trace [<node>] [--json] [--timeout <seconds>])"
+        var request = TraceRequest()
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            let text = ArgumentRules.plain(argument)
+            if text == "--json" {
+                request.json = true
+            } else if text == "--timeout" || text.hasPrefix("--timeout=") {
+                let value = text == "--timeout" ? rest.popFirst().map(ArgumentRules.plain) : String(text.dropFirst(10))
+                guard let value, let seconds = Double(value), seconds > 0, seconds <= 3600 else {
+                    throw CLIError("trace: --timeout needs a number of seconds above 0 (up to 3600) \(usage)")
+                }
+                request.timeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
+            } else if text.hasPrefix("-") {
+                throw CLIError("trace: unknown option \(text) \(usage)")
+            } else {
+                guard request.start == nil else { throw CLIError("trace: more than one node given \(usage)") }
+                request.start = try node(argument, command: "trace")
+            }
+        }
+        return request
+    }
+
+    /// `aemp trace [<node>] [--json] [--timeout <seconds>]`: prints the nodes reachable from the
+    /// node, one block each, and a summary (or one JSON object). Fails (exit status 1, after the
+    /// output) when the start node itself did not answer.
+    static func trace(_ arguments: [Value], context: CLIContext) async throws {
+        let request = try traceRequest(arguments)
+        let configuration = try clientConfiguration(command: "trace", context: context).configuration
+        let trace = try await context.backend.trace(configuration, from: request.start, timeout: request.timeout)
+        if request.json {
+            context.output(try traceJSON(trace))
+        } else {
+            for line in traceText(trace) { context.output(line) }
+        }
+        if let first = trace.nodes.first, first.nodeID == trace.start, case .unreachable(let reason) = first.status {
+            throw CLIError("trace: \(trace.start) is unreachable: \(reason)")
+        }
+    }
+
+    /// The text form: one block per node, then a summary line.
+    ///
+    /// ```
+    /// a  (swift, global)  reachable
+    ///   -> b, c
+    /// c  (perl)  reachable
+    ///   connections unknown (secure mode)
+    /// d  unreachable (connect timeout)
+    ///   <- a
+    ///
+    /// 4 nodes: 3 reachable, 1 unreachable; 1 perl, 2 swift, 1 unknown; 1 global
+    /// ```
+    static func traceText(_ trace: NetworkTrace) -> [String] {
+        var lines: [String] = []
+        for node in trace.nodes {
+            var tags: [String] = []
+            if node.implementation != .unknown { tags.append(node.implementation.description) }
+            if node.isGlobal { tags.append("global") }
+            var head = node.nodeID.rawValue
+            if !tags.isEmpty { head += "  (\(tags.joined(separator: ", ")))" }
+            switch node.status {
+            case .reachable: head += "  reachable"
+            case .unreachable(let reason): head += "  unreachable (\(reason))"
+            case .noListener: head += "  no listener (not asked)"
+            }
+            lines.append(head)
+            switch node.connections {
+            case .known(let peers)?:
+                lines.append("  -> " + (peers.isEmpty ? "(none)" : peers.map(\.rawValue).joined(separator: ", ")))
+            case .unknown(let reason)?:
+                lines.append("  connections unknown (\(reason))")
+            case nil:
+                if !node.seenBy.isEmpty { lines.append("  <- " + node.seenBy.map(\.rawValue).joined(separator: ", ")) }
+            }
+        }
+        lines.append("")
+        lines.append(traceSummary(trace))
+        return lines
+    }
+
+    /// `4 nodes: 3 reachable, 1 unreachable; 1 perl, 3 swift; 2 global`.
+    static func traceSummary(_ trace: NetworkTrace) -> String {
+        let nodes = trace.nodes
+        func count(_ predicate: (TracedNode) -> Bool) -> Int { nodes.filter(predicate).count }
+        let reachable = count { $0.status == .reachable }
+        let noListener = count { $0.status == .noListener }
+        let unreachable = nodes.count - reachable - noListener
+        var status = ["\(reachable) reachable", "\(unreachable) unreachable"]
+        if noListener > 0 { status.append("\(noListener) without listener") }
+        let perl = count { $0.implementation == .perl }
+        let swift = count { $0.implementation == .swift }
+        let unknown = count { $0.implementation == .unknown }
+        var kinds = ["\(perl) perl", "\(swift) swift"]
+        let other = nodes.count - perl - swift - unknown
+        if other > 0 { kinds.append("\(other) other") }
+        if unknown > 0 { kinds.append("\(unknown) unknown") }
+        let noun = nodes.count == 1 ? "node" : "nodes"
+        return "\(nodes.count) \(noun): \(status.joined(separator: ", ")); \(kinds.joined(separator: ", ")); \(count(\.isGlobal)) global"
+    }
+
+    /// The JSON form: `{"start", "tracer", "nodes": [...], "summary": {...}}`; every node object has
+    /// the same keys (`null` where a value is unknown).
+    static func traceJSON(_ trace: NetworkTrace) throws(CLIError) -> String {
+        func texts(_ nodes: [NodeID]) -> Value { .array(nodes.map { .text($0.rawValue) }) }
+        let nodes: [Value] = trace.nodes.map { node in
+            var status = "reachable"
+            var reason: Value = .null
+            switch node.status {
+            case .reachable: break
+            case .unreachable(let text):
+                status = "unreachable"
+                reason = .text(text)
+            case .noListener: status = "no_listener"
+            }
+            var connections: Value = .null
+            var connectionsUnknown: Value = .null
+            switch node.connections {
+            case .known(let peers)?: connections = texts(peers)
+            case .unknown(let why)?: connectionsUnknown = .text(why)
+            case nil: break
+            }
+            return .map([
+                ("node", .text(node.nodeID.rawValue)),
+                ("status", .text(status)),
+                ("reason", reason),
+                ("implementation", .text(implementationName(node.implementation))),
+                ("provider", node.provider.map(Value.text) ?? .null),
+                ("global", .bool(node.isGlobal)),
+                ("listeners", node.listeners.map { .array($0.map(Value.text)) } ?? .null),
+                ("connections", connections),
+                ("connections_unknown", connectionsUnknown),
+                ("seen_by", texts(node.seenBy)),
+            ].map { (Value.text($0.0), $0.1) })
+        }
+        let all = trace.nodes
+        func count(_ predicate: (TracedNode) -> Bool) -> Value { .int(Int64(all.filter(predicate).count)) }
+        let summary: [(String, Value)] = [
+            ("nodes", .int(Int64(all.count))),
+            ("reachable", count { $0.status == .reachable }),
+            ("unreachable", count { if case .unreachable = $0.status { true } else { false } }),
+            ("no_listener", count { $0.status == .noListener }),
+            ("perl", count { $0.implementation == .perl }),
+            ("swift", count { $0.implementation == .swift }),
+            ("other", count { if case .other = $0.implementation { true } else { false } }),
+            ("unknown", count { $0.implementation == .unknown }),
+            ("global", count(\.isGlobal)),
+        ]
+        let document: Value = .map([
+            (.text("start"), .text(trace.start.rawValue)),
+            (.text("tracer"), .text(trace.tracer.rawValue)),
+            (.text("nodes"), .array(nodes)),
+            (.text("summary"), .map(summary.map { (.text($0.0), $0.1) })),
+        ])
+        do {
+            return try ConfigFile.renderJSON(document, pretty: true)
+        } catch {
+            throw CLIError("trace: \(error)")
+        }
+    }
+
+    /// `swift`, `perl`, or `other` for an implementation in JSON (the provider is a key of its own).
+    private static func implementationName(_ implementation: NodeImplementation) -> String {
+        switch implementation {
+        case .swift: "swift"
+        case .perl: "perl"
+        case .other: "other"
+        case .unknown: "unknown"
+        }
     }
 
     /// `aemp nodes`: prints the up nodes, one per line, sorted.

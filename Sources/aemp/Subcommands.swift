@@ -28,6 +28,7 @@ extension AEMPCommand {
         EvalCommand.self,
         NodesCommand.self,
         SendFileCommand.self,
+        TraceCommand.self,
         SetNodeIDCommand.self,
         DelNodeIDCommand.self,
         GenSecretCommand.self,
@@ -119,6 +120,13 @@ struct SendFileCommand: ChainedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sendfile", abstract: "Send a file to a node started with `aemp run ... sendfile_dir <directory>` (`aemp sendfile <node> <path> [remote-path]`): streamed over a data connection, with progress, SHA-256 verified.")
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "node> <path> <remote-path"))
+    var arguments: [String] = []
+}
+
+struct TraceCommand: ChainedCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace", abstract: "Print every node reachable from a node (default: the seeds' database master) with its connections, marking Perl and Swift nodes, global nodes and unreachable ones: `aemp trace [<node>] [--json] [--timeout <seconds>]` (default 5 s per request).")
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("All remaining arguments.", valueName: "node> <--json> <--timeout seconds"))
     var arguments: [String] = []
 }
 

@@ -30,6 +30,14 @@ public final class ScriptedPeer: Sendable {
         return ScriptedPeer(handle: handle)
     }
 
+    /// A scripted peer on a connection accepted elsewhere (e.g. a test's own listener).
+    ///
+    /// - Parameter handle: the accepted connection.
+    /// - Returns: the peer.
+    public static func adopt(_ handle: Handle) -> ScriptedPeer {
+        ScriptedPeer(handle: handle)
+    }
+
     /// Writes text as it is.
     public func write(_ text: String) async throws {
         try await handle.write(text)

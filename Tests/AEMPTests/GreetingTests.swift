@@ -91,12 +91,12 @@ struct GreetingTests {
             nodeID: node, authAccept: AuthMethod.defaultAccept, framings: Framing.supported, peerAddress: "127.0.0.1:4040")
         #expect(
             greeting.line
-                == "aemp;1;swift;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;cbor,json;provider=AE-2.01;peeraddr=127.0.0.1:4040;mproto=1;gproto=1"
+                == "aemp;1;swift;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;cbor,json;provider=swift-aemp/AE-2.01;peeraddr=127.0.0.1:4040;mproto=1;gproto=1"
         )
         let dataConn = Greeting.local(
             protocolName: Greeting.aempDataConn, nodeID: node, authAccept: [.hmacSHA3_512], framings: [.json],
             peerAddress: nil, tls: true, dataConnID: "b@swift")
-        #expect(dataConn.line == "aemp-dataconn;1;swift;hmac_sha3_512;json;provider=AE-2.01;tls=1.0;dataconn_id=b@swift")
+        #expect(dataConn.line == "aemp-dataconn;1;swift;hmac_sha3_512;json;provider=swift-aemp/AE-2.01;tls=1.0;dataconn_id=b@swift")
         #expect(dataConn.wantsTLS)
         #expect(try Greeting(parsing: dataConn.line) == dataConn)
     }

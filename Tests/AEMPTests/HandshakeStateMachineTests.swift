@@ -317,7 +317,7 @@ struct HandshakeStateMachineTests {
         var machine = HandshakeStateMachine(configuration: config("a"), peerAddress: "1.2.3.4:5", nonce: "N")
         let first = machine.start()
         #expect(
-            first == [.send("aemp;1;a;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;cbor,json;provider=AE-2.01;peeraddr=1.2.3.4:5;mproto=1;gproto=1\nN\n")])
+            first == [.send("aemp;1;a;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;cbor,json;provider=swift-aemp/AE-2.01;peeraddr=1.2.3.4:5;mproto=1;gproto=1\nN\n")])
         #expect(machine.start().isEmpty)
         #expect(!machine.isFinished)
         #expect(machine.tlsEstablished().isEmpty)

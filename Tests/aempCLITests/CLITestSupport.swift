@@ -115,19 +115,29 @@ final class RecordingBackend: NodeBackend {
     }
 
     private let calls = Mutex<[Call]>([])
+    private let runs = Mutex<[RunOptions]>([])
     let reply: [Value]
     let reason: KillReason
     let nodes: [NodeID]
     let running: RunningNode
+    let traced: NetworkTrace?
 
-    init(reply: [Value] = [], reason: KillReason = .normal, nodes: [NodeID] = [], running: RunningNode? = nil) {
+    init(
+        reply: [Value] = [], reason: KillReason = .normal, nodes: [NodeID] = [], running: RunningNode? = nil,
+        traced: NetworkTrace? = nil
+    ) {
         self.reply = reply
         self.reason = reason
         self.nodes = nodes
+        self.traced = traced
         self.running = running ?? RunningNode(nodeID: NodeID("anon/TESTTESTTE")!, listenerAddresses: ["127.0.0.1:4040"])
     }
 
     var recorded: [Call] { calls.withLock { $0 } }
+    /// The options of every `run`, in order.
+    var runOptions: [RunOptions] { runs.withLock { $0 } }
+    /// The log level of every `run`, in order, by name (`"info"`).
+    var runLogLevels: [String] { runOptions.map { "\($0.logLevel)" } }
 
     private func record(_ command: String, _ configuration: NodeConfiguration, _ target: String, _ message: [Value]) {
         calls.withLock { $0.append(Call(command: command, configuration: configuration, target: target, message: message)) }
@@ -135,6 +145,7 @@ final class RecordingBackend: NodeBackend {
 
     func run(_ configuration: NodeConfiguration, options: RunOptions, started: @escaping @Sendable (RunningNode) -> Void) async throws {
         record("run", configuration, options.sendfileDirectory ?? "", options.dataPriority.map { [.text($0.description)] } ?? [])
+        runs.withLock { $0.append(options) }
         started(running)
     }
 
@@ -171,5 +182,10 @@ final class RecordingBackend: NodeBackend {
     func upNodes(_ configuration: NodeConfiguration, timeout: Duration) async throws -> [NodeID] {
         record("nodes", configuration, "", [])
         return nodes
+    }
+
+    func trace(_ configuration: NodeConfiguration, from start: NodeID?, timeout: Duration) async throws -> NetworkTrace {
+        record("trace", configuration, start?.rawValue ?? "", [.text("\(timeout)")])
+        return traced ?? NetworkTrace(start: start ?? NodeID("seed")!, tracer: NodeID("anon/TRACERTRAC")!, nodes: [], listenersKnown: true)
     }
 }

@@ -60,6 +60,37 @@ struct NodeCommandTests {
         #expect(plain.output.text.contains("aemp: node n is running (profile \"testhost\")"))
     }
 
+    @Test func runTakesTheLogLevel() async throws {
+        let sandbox = try CLISandbox()
+        let backend = RecordingBackend()
+        // Default info; the setting on the command line, alone or with other settings; a profile's.
+        try await sandbox.run(["run", "secret", "s"], backend: backend)
+        #expect(backend.runLogLevels.last == "info")
+        #expect(sandbox.output.text.contains("log level:    info (default) on standard error"))
+        try await sandbox.run(["run", "log_level", "debug"], backend: backend)
+        #expect(backend.runLogLevels.last == "debug")
+        #expect(backend.recorded.last?.configuration.nodeID == "anon/")  // still the embedded default node
+        #expect(sandbox.output.text.contains("log level:    debug (log_level) on standard error"))
+        try await sandbox.run(["run", "secret", "s", "log_level", "WARNING"], backend: backend)
+        #expect(backend.runLogLevels.last == "warning")
+        try await sandbox.run(["profile", "quiet", "secret", "s"])
+        var file = try sandbox.config()
+        file.setProfile("quiet", ProfileSettings([("secret", "s"), ("log_level", "error")]))
+        try file.save(to: sandbox.rcPath)
+        try await sandbox.run(["run", "quiet"], backend: backend)
+        #expect(backend.runLogLevels.last == "error")
+        #expect(sandbox.errors.lines.isEmpty)  // no unknown-key warning
+        // AEMP_LOG_LEVEL wins over the setting; an unusable one is ignored with a warning.
+        try await sandbox.run(["run", "quiet"], environment: ["AEMP_LOG_LEVEL": "trace"], backend: backend)
+        #expect(backend.runLogLevels.last == "trace")
+        #expect(sandbox.output.text.contains("log level:    trace (AEMP_LOG_LEVEL) on standard error"))
+        try await sandbox.run(["run", "quiet"], environment: ["AEMP_LOG_LEVEL": "loud"], backend: backend)
+        #expect(backend.runLogLevels.last == "error")
+        #expect(sandbox.errors.text.contains("aemp: warning: ignoring AEMP_LOG_LEVEL=loud (expected one of trace, debug, info, notice, warning, error, critical)"))
+        #expect(await sandbox.failure(["run", "secret", "s", "log_level", "verbose"], backend: backend)
+            == "run: log_level must be one of trace, debug, info, notice, warning, error, critical, got verbose")
+    }
+
     @Test func rcFileOverridesTheEmbeddedDefaults() async throws {
         let sandbox = try CLISandbox()
         try await sandbox.run(["setsecret", "mine", "profile", "testhost", "binds", "127.0.0.1:5000"])

@@ -254,7 +254,7 @@ struct ProfileCommandTests {
         let sandbox = try CLISandbox()
         #expect(await sandbox.failure(["setsecret", "x", "frobnicate"]) == "frobnicate: no such aemp command (try aemp --help)")
         #expect(sandbox.fileMode("rc.json") == nil)  // a failing chain saves nothing
-        #expect(await sandbox.failure(["gensecret", "trace", "n"]) == "trace: not supported by this aemp")
+        #expect(await sandbox.failure(["gensecret", "shell", "n"]) == "shell: not supported by this aemp")
         let parse = await sandbox.failure(["frobnicate"])
         #expect(parse != nil)
     }

@@ -11,7 +11,7 @@ extension NodeCore {
     }
 
     func databaseReceive(tag: String, _ arguments: [Value], from source: NodeID) {
-        logger.trace("database message \(tag) from \(source)")
+        peerLogger(source).trace("database message \(tag) from \(source)")
         apply(database.receive(from: source, tag: tag, arguments: arguments))
     }
 
@@ -86,7 +86,7 @@ extension NodeCore {
             case .becameGlobal:
                 logger.info("this node is a global node")
             case .malformed(let node, let tag, let reason):
-                logger.warning("error processing node message from \(node): malformed '\(tag)' message: \(reason)")
+                peerLogger(node).warning("error processing node message from \(node): malformed '\(tag)' message: \(reason)")
             }
         }
     }

@@ -77,14 +77,14 @@ extension NodeCore {
     }
 
     private func malformed(_ tag: String, _ source: NodeID) {
-        logger.warning("error processing node message from \(source): malformed '\(tag)' message")
+        peerLogger(source).warning("error processing node message from \(source): malformed '\(tag)' message")
     }
 
     /// Sends `[@reply[1...], extra...]` to the port ID in `reply[0]` (Perl: `snd @reply, ...`).
     func reply(_ reply: [Value], _ extra: [Value], source: NodeID) {
         guard let first = reply.first else { return }
         guard let port = first.stringValue.flatMap(PortID.init) else {
-            logger.warning("error processing node message from \(source): reply port is not a port ID")
+            peerLogger(source).warning("error processing node message from \(source): reply port is not a port ID")
             return
         }
         send(to: port, Array(reply.dropFirst()) + extra)
@@ -101,14 +101,15 @@ extension NodeCore {
         guard let code = arguments.first?.stringValue else { return malformed("eval", source) }
         let reply = Array(arguments.dropFirst())
         if configuration.secure {
-            logger.warning("error processing node message from \(source): remote execution not allowed")
+            peerLogger(source).warning("error processing node message from \(source): remote execution not allowed")
             return
         }
         let result: Result<[Value], EvalError> =
-            evaluator?(code) ?? .failure(EvalError("eval is not supported by this node (\(nodeID) is a Swift node)\n"))
+            builtinEvaluation(code) ?? evaluator?(code)
+            ?? .failure(EvalError("eval is not supported by this node (\(nodeID) is a Swift node)\n"))
         guard !reply.isEmpty else {
             if case .failure(let error) = result {
-                logger.warning("error processing node message from \(source): \(error.message)")
+                peerLogger(source).warning("error processing node message from \(source): \(error.message)")
             }
             return
         }
@@ -117,6 +118,19 @@ extension NodeCore {
             self.reply(reply, [.text("")] + values, source: source)
         case .failure(let error):
             self.reply(reply, [.text(error.message)], source: source)
+        }
+    }
+
+    /// The Perl expressions a Swift node answers itself, as a Perl node would, with or without an
+    /// evaluator: `AnyEvent::MP::Kernel::up_nodes` (optionally with `()` and a trailing `;`), the
+    /// IDs of the connected nodes, which `aemp trace` asks every node for.
+    func builtinEvaluation(_ code: String) -> Result<[Value], EvalError>? {
+        var expression = Substring(code.trimmingSpaces())
+        if expression.hasSuffix(";") { expression = expression.dropLast() }
+        if expression.hasSuffix("()") { expression = expression.dropLast(2) }
+        switch expression {
+        case "AnyEvent::MP::Kernel::up_nodes": return .success(upNodes.map { .text($0.rawValue) })
+        default: return nil
         }
     }
 
@@ -129,17 +143,17 @@ extension NodeCore {
             return
         }
         guard let (function, builtin) = functions.lookup(name) else {
-            logger.warning("error processing node message from \(source): \(name): undefined function")
+            peerLogger(source).warning("error processing node message from \(source): \(name): undefined function")
             return
         }
         if configuration.secure, !builtin {
-            logger.warning("error processing node message from \(source): remote execution not allowed (\(name))")
+            peerLogger(source).warning("error processing node message from \(source): remote execution not allowed (\(name))")
             return
         }
         do {
             try function(FunctionContext(node: facade, port: nil, sourceNode: source), arguments)
         } catch {
-            logger.warning("error processing node message from \(source): \(Self.errorText(error))")
+            peerLogger(source).warning("error processing node message from \(source): \(Self.errorText(error))")
         }
     }
 
@@ -148,7 +162,7 @@ extension NodeCore {
         guard arguments.count >= 2, let name = arguments[0].stringValue, let functionName = arguments[1].stringValue
         else { return malformed(Self.spawnFunction, source) }
         guard port(named: name) == nil, !name.isEmpty else {
-            logger.warning("error processing node message from \(source): spawn: port \(name) exists")
+            peerLogger(source).warning("error processing node message from \(source): spawn: port \(name) exists")
             return
         }
         createPort(name: name, callback: nil)

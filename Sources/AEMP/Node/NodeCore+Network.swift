@@ -27,6 +27,9 @@ struct SeedState {
     var dialing = false
     /// The seed is this node itself: never dialled again.
     var isSelf = false
+    /// Why the last dial or handshake to the seed failed (cleared when its node comes up): a connect
+    /// attempt that times out waiting for a database master says so.
+    var lastFailure: String?
 }
 
 /// The receiver of an authenticated connection whose greeting asked for a protocol upgrade
@@ -47,14 +50,47 @@ extension NodeCore: TransportConnectionDelegate {
     func startConnection(
         _ channel: any Channel, direction: TransportConnection.Direction, purpose: ConnectionPurpose
     ) -> TransportConnection {
-        logger.trace("starting handshake on \(channel.remoteAddress?.description ?? "?") as \(purpose)")
         let handle = Handle(channel: channel)
         let connection = TransportConnection(
             handle: handle, configuration: handshakeConfiguration, tls: tlsContext, direction: direction,
             handshakeTimeout: configuration.monitorTimeout, delegate: self)
+        var peer: NodeID?
+        if case .dial(let node) = purpose { peer = node }
+        connection.logger = connectionLogger(direction: direction, peer: peer)
+        connection.logger.trace("starting handshake as \(purpose)")
         pending[ObjectIdentifier(connection)] = (connection, purpose)
         connection.start()
         return connection
+    }
+
+    /// The logger of one connection: the node's, with the direction (`aemp.direction`: `in` for an
+    /// accepted connection, `out` for a dialled one), the peer's address (`aemp.address`) and, when
+    /// known, the peer's node ID (`aemp.peer`; for an accepted connection it is added once the peer's
+    /// greeting names it). Made once per connection.
+    func connectionLogger(direction: TransportConnection.Direction, peer: NodeID?) -> Logger {
+        var connectionLogger = logger
+        switch direction {
+        case .dialled(let address):
+            connectionLogger[metadataKey: "aemp.direction"] = "out"
+            connectionLogger[metadataKey: "aemp.address"] = "\(address)"
+        case .accepted(let address):
+            connectionLogger[metadataKey: "aemp.direction"] = "in"
+            if let address { connectionLogger[metadataKey: "aemp.address"] = "\(address)" }
+        }
+        if let peer { connectionLogger[metadataKey: "aemp.peer"] = "\(peer)" }
+        return connectionLogger
+    }
+
+    /// The logger for lines about what `node` sent: its connection's (with `aemp.peer` and
+    /// `aemp.direction`) while it is up, else the node's with `aemp.peer`.
+    func peerLogger(_ node: NodeID) -> Logger {
+        guard let remote = remotes[node] else { return logger }
+        return remote.link?.logger ?? remote.logger
+    }
+
+    /// The logger for messages about dialling `address` (before any connection exists).
+    func dialLogger(_ address: String, peer: NodeID?) -> Logger {
+        connectionLogger(direction: .dialled(address: address), peer: peer)
     }
 
     // MARK: Listening
@@ -138,9 +174,14 @@ extension NodeCore: TransportConnectionDelegate {
 
     // MARK: Dialling
 
-    /// Dials one address for a connect attempt of `remote`.
+    /// Dials one address for a connect attempt of `remote`; a failure is noted for the attempt's
+    /// `connect timeout` reason.
     func dial(address: String, for remote: RemoteNode) {
-        dialAddress(address) { channel in
+        let generation = remote.attempt
+        dialAddress(address, logger: dialLogger(address, peer: remote.nodeID), failed: { text in
+            guard remote.attempt == generation, remote.connecting else { return }
+            remote.lastDialFailure = text
+        }) { channel in
             guard remote.connecting, !self.isShutDown else {
                 channel.close(promise: nil)
                 return
@@ -153,7 +194,8 @@ extension NodeCore: TransportConnectionDelegate {
     /// Connects to `address` ("host:port") on the node's loop; failures are only logged (spec §8: dial
     /// errors end in `connect timeout`).
     func dialAddress(
-        _ address: String, failed: ((String) -> Void)? = nil, _ connected: @escaping (any Channel) -> Void
+        _ address: String, logger: Logger, failed: ((String) -> Void)? = nil,
+        _ connected: @escaping (any Channel) -> Void
     ) {
         guard let target = parseHostPort(address) else {
             logger.warning("cannot dial \(address): not a host:port address")
@@ -174,7 +216,7 @@ extension NodeCore: TransportConnectionDelegate {
                     connected(connection.channel)
                 } else {
                     let text = outcome.error.map { "\($0)" } ?? "connect failed"
-                    core.logger.debug("cannot dial \(address): \(text)")
+                    logger.debug("cannot dial \(address): \(text)")
                     failed?(text)
                 }
             }
@@ -186,7 +228,7 @@ extension NodeCore: TransportConnectionDelegate {
     func dialUpgrade(address: String, protocolName: String, dataConnID: String, failed: @escaping (String) -> Void) {
         guard !isShutDown else { return }
         guard let target = parseHostPort(address) else {
-            logger.warning("cannot dial \(address): not a host:port address")
+            dialLogger(address, peer: nil).warning("cannot dial \(address): not a host:port address")
             failed("\(address): not a host:port address")
             return
         }
@@ -209,7 +251,7 @@ extension NodeCore: TransportConnectionDelegate {
             }
             handler(handle, result, dataConnID)
         case .failure(let failure):
-            logger.debug("upgrade dial failed: \(failure.message)")
+            (entry?.dial.logger ?? logger).debug("upgrade dial failed: \(failure.message)")
             entry?.failed(failure.message)
         }
     }
@@ -235,8 +277,12 @@ extension NodeCore: TransportConnectionDelegate {
         if seed.isSelf || seed.dialing { return }
         if let node = seed.nodeID, remotes[node]?.isUp == true { return }
         seeds[index].dialing = true
-        logger.trace("dialling seed \(seed.address)")
-        dialAddress(seed.address) { channel in
+        let seedLogger = dialLogger(seed.address, peer: seed.nodeID)
+        seedLogger.trace("dialling seed \(seed.address)")
+        dialAddress(seed.address, logger: seedLogger, failed: { text in
+            guard self.seeds.indices.contains(index) else { return }
+            self.seeds[index].lastFailure = text
+        }) { channel in
             guard !self.isShutDown else {
                 channel.close(promise: nil)
                 return
@@ -262,9 +308,10 @@ extension NodeCore: TransportConnectionDelegate {
     // MARK: TransportConnectionDelegate
 
     func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
-        logger.trace("greeted by \(greeting.nodeID)")
-        guard let (_, purpose) = pending[ObjectIdentifier(c)] else { return }
         let peer = greeting.nodeID
+        c.logger[metadataKey: "aemp.peer"] = "\(peer)"
+        c.logger.trace("greeted by \(peer) (provider \(greeting["provider"] ?? "none"))")
+        guard let (_, purpose) = pending[ObjectIdentifier(c)] else { return }
         if case .seed(let index) = purpose, seeds.indices.contains(index) {
             seeds[index].nodeID = peer
             if peer == nodeID {
@@ -295,7 +342,7 @@ extension NodeCore: TransportConnectionDelegate {
         dialCounter &+= 1
         let accepted = UpgradeDial(key: dialCounter, core: self, loop: dataLoop)
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let logger = self.logger
+        let logger = c.logger
         let label = "\(greeting.protocolName) connection from \(greeting.nodeID)"
         return (dataLoop, { state, outcome in
             // On the data loop. The registration hop runs before any outcome of the handshake's.
@@ -338,7 +385,7 @@ extension NodeCore: TransportConnectionDelegate {
                 c.close()
                 return false
             }
-            handOverUpgrade(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"], to: handler)
+            handOverUpgrade(c.handle, result, c.dataConnID ?? result.peerGreeting["dataconn_id"], logger: c.logger, to: handler)
             return false
         }
         let node = result.peerNodeID
@@ -351,7 +398,8 @@ extension NodeCore: TransportConnectionDelegate {
     /// (``AEMPHandle/Handle/move(to:)``), so that a bulk transfer over it does not hold up the node's
     /// messages; a TLS one stays (its TLS state cannot move).
     private func handOverUpgrade(
-        _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, to handler: @escaping ProtocolUpgradeHandler
+        _ handle: Handle, _ result: HandshakeResult, _ dataConnID: String?, logger: Logger,
+        to handler: @escaping ProtocolUpgradeHandler
     ) {
         guard dataLoop !== eventLoop else {
             handler(handle, result, dataConnID)
@@ -381,7 +429,7 @@ extension NodeCore: TransportConnectionDelegate {
                             handler(moved, result, dataConnID)
                         }
                     case .failure(let error):
-                        core.logger.notice(
+                        logger.notice(
                             "\(result.protocolName) connection from \(result.peerNodeID) lost while moving to the data loop: \(error)")
                     }
                 }
@@ -409,27 +457,34 @@ extension NodeCore: TransportConnectionDelegate {
             return
         }
         guard let (_, purpose) = entry else { return }
+        let failure = c.failureDescription(message)
+        let greeted = c.peerGreeting?.nodeID
         switch purpose {
         case .accepted:
-            if c.peerGreeting?.nodeID == nodeID {
+            if greeted == nodeID {
                 // Our own seed dial reaching ourselves (spec §6.1): expected, not worth a notice.
-                logger.debug("connection from ourselves refused: \(message)")
+                c.logger.debug("connection from ourselves refused: \(failure)")
             } else {
-                logger.notice("connection from \(c.peerGreeting?.nodeID.description ?? "unknown node") failed: \(message)")
+                c.logger.notice("connection from \(greeted?.description ?? "unknown node") failed: \(failure)")
             }
         case .dial(let node):
-            remotes[node]?.dials[ObjectIdentifier(c)] = nil
-            logger.notice("connection to \(node) failed: \(message)")
-        case .seed(let index):
-            if seeds.indices.contains(index), !seeds[index].isSelf {
-                logger.notice("connection to seed \(seeds[index].address) failed: \(message)")
+            c.logger.notice("connection to \(node) failed: \(failure)")
+            if let remote = remotes[node], remote.dials.removeValue(forKey: ObjectIdentifier(c)) != nil {
+                remote.lastHandshakeFailure = failure
             }
+        case .seed(let index):
+            guard seeds.indices.contains(index), !seeds[index].isSelf, greeted != nodeID else { break }
+            c.logger.notice("connection to seed \(seeds[index].address) failed: \(failure)")
+            seeds[index].lastFailure = failure
+            // A seed dial is a connection attempt to that node too.
+            if let greeted, let remote = remotes[greeted], remote.connecting { remote.lastHandshakeFailure = failure }
         }
     }
 
     // MARK: Node up and down
 
     func nodeCameUp(_ node: NodeID) {
+        for index in seeds.indices where seeds[index].nodeID == node { seeds[index].lastFailure = nil }
         announce(node: node, up: true, reason: .normal)
         databaseNodeUp(node)
     }

@@ -25,6 +25,16 @@ final class RemoteNode {
     var connecting = false
     var connectTimer: Scheduled<Void>?
     var dialTimer: Scheduled<Void>?
+    /// The node's logger: the node's, with `aemp.peer` (made once).
+    let logger: Logger
+    /// Why the last handshake with the node failed during the current attempt (the text its log
+    /// line gives), for the `connect timeout` reason.
+    var lastHandshakeFailure: String?
+    /// Why the last dial of the current attempt failed (the socket error, which names the address),
+    /// used when no handshake failed.
+    var lastDialFailure: String?
+    /// The address lookup of the current attempt has answered.
+    var addressesKnown = false
     /// Handshakes this node started towards the node for the current attempt.
     var dials: [ObjectIdentifier: TransportConnection] = [:]
     /// Raises the generation of the current connect attempt, so stale lookups and timers are ignored.
@@ -35,6 +45,9 @@ final class RemoteNode {
     init(nodeID: NodeID, core: NodeCore) {
         self.nodeID = nodeID
         self.core = core
+        var logger = core.logger
+        logger[metadataKey: "aemp.peer"] = "\(nodeID)"
+        self.logger = logger
     }
 
     var isUp: Bool { link != nil }
@@ -47,7 +60,7 @@ final class RemoteNode {
             do {
                 try link.send(portName: portName, elements)
             } catch {
-                core.logger.error("cannot send a message to \(nodeID)#\(portName): \(error)")
+                link.logger.error("cannot send a message to \(nodeID)#\(portName): \(error)")
             }
             return
         }
@@ -95,18 +108,37 @@ final class RemoteNode {
         let loop = core.eventLoop.assumeIsolatedUnsafeUnchecked()
         connectTimer = loop.scheduleTask(in: core.configuration.connectInterval.timeAmount) {
             guard self.attempt == generation, self.connecting else { return }
-            self.fail(message: KillReason.connectTimeout)
+            self.fail(message: KillReason.connectTimeoutMessage(detail: self.connectFailureDetail()))
         }
         // A handshake with the node is already under way (e.g. its seed connection): wait for it.
         if core.pending.values.contains(where: { $0.0.peerGreeting?.nodeID == nodeID }) { return }
         core.lookupAddresses(of: nodeID) { addresses in
             guard self.attempt == generation, self.connecting else { return }
+            self.addressesKnown = true
             guard let addresses, !addresses.isEmpty else {
                 self.fail(message: KillReason.noKnownAddress)
                 return
             }
             self.dial(addresses, index: 0, generation: generation)
         }
+    }
+
+    /// What the `connect timeout` reason adds in parentheses: `last attempt: ` and the last handshake
+    /// failure with the node (also of a seed connection to it), else the last dial error; while the
+    /// address lookup is still waiting for a database master, why no seed answered. `nil` when nothing
+    /// failed (the node never answered).
+    func connectFailureDetail() -> String? {
+        if let lastHandshakeFailure { return "last attempt: \(lastHandshakeFailure)" }
+        let seeds = core.seeds.filter { !$0.isSelf }
+        if let failure = seeds.first(where: { $0.nodeID == nodeID && $0.lastFailure != nil })?.lastFailure {
+            return "last attempt: \(failure)"
+        }
+        if let lastDialFailure { return "last attempt: \(lastDialFailure)" }
+        guard !addressesKnown, core.database.master == nil else { return nil }
+        if seeds.isEmpty { return "no database master to look up its address: no seeds configured" }
+        let failures = seeds.compactMap { seed in seed.lastFailure.map { "seed \(seed.address): \($0)" } }
+        return "no database master to look up its address"
+            + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))")
     }
 
     /// Dials the addresses one after the other: the first at once, then one every dial interval
@@ -138,7 +170,7 @@ final class RemoteNode {
         endAttempt()
         link = connection
         connection.attachedNode = self
-        core.logger.info("node \(nodeID) is up")
+        connection.logger.info("node \(nodeID) is up")
         core.nodeCameUp(nodeID)
         // Queued messages go out in order, unless a callback above took the node down again.
         while link === connection, let (portName, elements) = queue.popFirst() {
@@ -154,7 +186,7 @@ final class RemoteNode {
         pastTraffic = pastTraffic + old.trafficTotals
         link = nil
         let reported = old.peerShutdownMessage ?? message
-        core.logger.notice("node \(nodeID) is down: \(reported)")
+        old.logger.notice("node \(nodeID) is down: \(reported)")
         fail(message: reported, wasUp: true)
     }
 
@@ -163,7 +195,7 @@ final class RemoteNode {
     /// if the node was up (spec §5.4).
     func fail(message: String, wasUp: Bool = false) {
         if !wasUp {
-            core.logger.notice("cannot connect to node \(nodeID): \(message)")
+            logger.notice("cannot connect to node \(nodeID): \(message)", metadata: ["aemp.direction": "out"])
         }
         endAttempt()
         queue.removeAll()
@@ -185,6 +217,9 @@ final class RemoteNode {
     private func endAttempt() {
         connecting = false
         attempt &+= 1
+        lastHandshakeFailure = nil
+        lastDialFailure = nil
+        addressesKnown = false
         connectTimer?.cancel()
         connectTimer = nil
         dialTimer?.cancel()

@@ -1,6 +1,7 @@
 import AEMPCodecs
 import AEMPHandle
 import AEMPSocket
+import Logging
 import NIOCore
 
 /// A protocol upgrade connection (DataConn, spec §9.1) on a loop of the node's group other than the
@@ -28,6 +29,9 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
 
     let key: UInt64
     let loop: any EventLoop
+    /// Where lines about this connection go: for a dial, the node's logger with `aemp.direction`
+    /// `out` and `aemp.address`; for an adopted connection, the node's (the connection brings its own).
+    let logger: Logger
     private let core: NIOLoopBound<NodeCore>
     private let dial: Dial?
 
@@ -43,6 +47,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.dial = Dial(
             address: address, configuration: core.handshakeConfiguration, tls: core.tlsContext,
             protocolName: protocolName, dataConnID: dataConnID, handshakeTimeout: core.configuration.monitorTimeout)
+        self.logger = core.dialLogger(address, peer: nil)
     }
 
     /// For an accepted connection whose handshake moves to `loop` (``adopt(_:_:)``). Node's loop.
@@ -51,6 +56,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         self.loop = loop
         self.core = NIOLoopBound(core, eventLoop: core.eventLoop)
         self.dial = nil
+        self.logger = core.logger
     }
 
     /// Goes on with a handshake that moved here with its handle. Loop only.
@@ -103,6 +109,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
             handle: Handle(channel: channel), configuration: dial.configuration, tls: dial.tls,
             direction: .dialled(address: dial.address), protocolName: dial.protocolName, dataConnID: dial.dataConnID,
             handshakeTimeout: dial.handshakeTimeout, delegate: self)
+        connection.logger = logger
         self.connection = connection
         connection.start()
     }
@@ -117,7 +124,9 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
 
     // MARK: TransportConnectionDelegate
 
-    func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {}
+    func connection(_ c: TransportConnection, greetedBy greeting: Greeting) {
+        c.logger[metadataKey: "aemp.peer"] = "\(greeting.nodeID)"
+    }
 
     func connection(_ c: TransportConnection, isAlreadyConnected node: NodeID) -> Bool { false }
 

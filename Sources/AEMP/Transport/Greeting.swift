@@ -37,8 +37,12 @@ public struct Greeting: Sendable, Hashable {
     public static let aempDataConn = "aemp-dataconn"
     /// The protocol version this implementation speaks (field 2).
     public static let currentVersion = 1
-    /// The `provider` value sent by Perl AnyEvent::MP 2.x, which the Swift node also sends.
-    public static let defaultProvider = "AE-2.01"
+    /// The `provider` value Perl AnyEvent::MP 2.x sends: `AE-` and its version (`AE-2.01`).
+    public static let perlProvider = "AE-2.01"
+    /// The `provider` value this Swift node sends: `swift-aemp/` followed by the Perl provider it is
+    /// wire compatible with. Perl ignores the value; ``NodeImplementation/init(provider:)`` (and
+    /// `aemp trace`) tell Swift and Perl nodes apart by it.
+    public static let defaultProvider = "swift-aemp/" + perlProvider
 
     /// Field 1: `aemp`, `aemp-dataconn` or another `aemp-<word>` upgrade.
     public var protocolName: String

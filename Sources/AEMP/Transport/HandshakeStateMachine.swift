@@ -116,6 +116,18 @@ public struct HandshakeStateMachine: Sendable {
         }
     }
 
+    /// Whether this side has sent its auth line and waits for the peer's: the peer has everything it
+    /// needs to verify this side (a peer that closes now most likely refused this side's token).
+    public var isAwaitingPeerAuth: Bool {
+        if case .awaitingAuth = state { true } else { false }
+    }
+
+    /// Whether TLS is being negotiated (after ``Directive/startTLS(_:)``, before
+    /// ``tlsEstablished()``).
+    public var isAwaitingTLS: Bool {
+        if case .awaitingTLS = state { true } else { false }
+    }
+
     /// Begins the handshake: this side sends its greeting immediately, without waiting for the peer.
     ///
     /// - Returns: `.send` with both greeting lines (empty if already started).

@@ -1,5 +1,6 @@
 import AEMPCodecs
 import AEMPHandle
+import Logging
 import NIOCore
 
 /// What a ``TransportConnection`` reports to its owner (the node's connection registry).
@@ -169,6 +170,11 @@ final class TransportConnection {
     weak var attachedNode: RemoteNode?
     /// The peer's greeting line 1 once it passed the protocol and version checks.
     private(set) var peerGreeting: Greeting?
+    /// Where this connection logs: the owner's logger with the connection's metadata (`aemp.node`,
+    /// `aemp.direction`, `aemp.address`, and `aemp.peer` once known), set by the owner once per
+    /// connection (never per message). Logs nothing until the owner sets one. Never given secrets,
+    /// auth tokens or message contents.
+    var logger = TransportConnection.silentLogger
 
     private weak var delegate: (any TransportConnectionDelegate)?
     private let tls: TLSContext?
@@ -263,6 +269,7 @@ final class TransportConnection {
         let lineReader: HandshakeLineReader
         let peerGreeting: Greeting?
         let pending: [HandshakeStateMachine.Directive]
+        let logger: Logger
     }
 
     /// Creates the connection that goes on with a moved handshake on `handle` (already on its new
@@ -273,6 +280,7 @@ final class TransportConnection {
             handshakeTimeout: state.handshakeTimeout, delegate: delegate, machine: state.machine)
         lineReader = state.lineReader
         peerGreeting = state.peerGreeting
+        logger = state.logger
         phase = .handshaking
         installHandshakeCallbacks()
         perform(state.pending)
@@ -289,6 +297,13 @@ final class TransportConnection {
 
     /// Whether the data phase has been reached and the connection has not ended.
     var isConnected: Bool { phase == .data }
+
+    /// How far the handshake had come (read when it failed, see ``failureDescription(_:)``).
+    var handshakeStage: HandshakeStage {
+        if phase == .startingTLS || machine.isAwaitingTLS { return .tls }
+        if machine.isAwaitingPeerAuth { return .awaitingPeerAuth }
+        return peerGreeting == nil ? .greeting : .nonce
+    }
 
     /// Bytes queued on the handle but not yet written (Perl: `length $handle->{wbuf}`).
     var writeBufferLength: Int { handle.writeBufferLength }
@@ -477,7 +492,7 @@ final class TransportConnection {
     ) -> Bool {
         let state = Resumption(
             configuration: configuration, tls: tls, direction: direction, handshakeTimeout: handshakeTimeout,
-            machine: machine, lineReader: lineReader, peerGreeting: peerGreeting, pending: pending)
+            machine: machine, lineReader: lineReader, peerGreeting: peerGreeting, pending: pending, logger: logger)
         detach()
         guard let moving = handle.move(to: loop) else {
             // Still here: put the handshake's callbacks back.
@@ -496,6 +511,7 @@ final class TransportConnection {
             return
         }
         phase = .startingTLS
+        logger.trace("starting TLS as \(role == .client ? "client" : "server")")
         handle.onStartTLS { [self] _, success, message in tlsFinished(success: success, message: message) }
         handle.startTLS(role == .client ? .connect : .accept, context: tls)
     }
@@ -508,6 +524,7 @@ final class TransportConnection {
             return
         }
         phase = .handshaking
+        logger.trace("TLS established")
         perform(machine.tlsEstablished())
         // The peer's auth line (and data after it) may have arrived while TLS was finishing.
         runHandshake()
@@ -527,6 +544,8 @@ final class TransportConnection {
 
     private func authenticated(_ result: HandshakeResult) {
         self.result = result
+        logger.debug(
+            "authenticated: \(result.protocolName), auth \(result.sendAuth.rawValue)/\(result.receiveAuth.rawValue), framing \(result.sendFraming.rawValue)/\(result.receiveFraming.rawValue)\(result.tls ? ", TLS" : "")")
         handle.onTimeout(.read, nil)
         handle.setTimeout(0, kind: .read)
         handle.readBufferMax = Self.dataPhaseReadBufferLimit
