@@ -518,16 +518,23 @@ struct RecordingServer {
         let listener = try RecordingServer(host: "127.0.0.1")
         let outcomes = Recorder<TCPConnectOutcome>()
         let prepared = Recorder<Int>()
-        let pending = tcpConnect(
-            host: "127.0.0.1",
-            service: String(listener.server.localPort),
-            prepare: { [callback = prepared.callback] _ in
-                callback(1)
-                return nil
-            },
-            connect: outcomes.callback
-        )
-        pending.cancel()
+        // Made and cancelled within one task on the connect's own loop: the attempt starts on a later
+        // iteration, so the cancel surely comes first (from another thread it could race the start).
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = String(listener.server.localPort)
+        try await loop.submit {
+            let pending = tcpConnect(
+                host: "127.0.0.1",
+                service: port,
+                on: loop,
+                prepare: { [callback = prepared.callback] _ in
+                    callback(1)
+                    return nil
+                },
+                connect: outcomes.callback
+            )
+            pending.cancel()
+        }.get()
         try await Task.sleep(for: .milliseconds(100))
         #expect(outcomes.count == 0)
         #expect(prepared.count == 0)

@@ -8,7 +8,7 @@
 //     sink            registers a port in family "chaos" and checks the sequence numbers each source
 //                     sends: "sink <port>", then "progress <source> <count> <last> gaps=<n> reorders=<n>"
 //                     every 100 000 messages and once a second while messages flow
-//     storm count=N [rate=R]  finds the sinks in family "chaos", monitors them and sends [source, seq] 0..<N
+//     storm count=N [rate=R] [sinks=S]  finds the sinks (at least S, default 1) in family "chaos", monitors them and sends [source, seq] 0..<N
 //                     to each (flow-controlled), reporting "sent <n> rss=<kB>" every 100 000 messages,
 //                     "monitor <reason>" when a sink dies, "done sent=<n> peak_rss=<kB>" at the end
 //     burst count=N size=B  runs the node as a ServiceGroup service that shuts down gracefully on
@@ -117,7 +117,8 @@ struct ChaosNode {
         case "sink": try await sink(node)
         case "storm":
             try await storm(
-                node, count: Int(settings["count"] ?? "") ?? 1_000_000, rate: settings["rate"].flatMap(Int.init))
+                node, count: Int(settings["count"] ?? "") ?? 1_000_000, rate: settings["rate"].flatMap(Int.init),
+                sinks: Int(settings["sinks"] ?? "") ?? 1)
         case "mesh": try await mesh(node, size: Int(settings["size"] ?? "") ?? 2)
         case "burst":
             try await burst(node, count: Int(settings["count"] ?? "") ?? 100_000, size: Int(settings["size"] ?? "") ?? 256)
@@ -148,13 +149,13 @@ struct ChaosNode {
     }
 
     /// `rate`: messages per second to each sink (paced in 10 ms steps); nil: as fast as flow control allows.
-    static func storm(_ node: Node, count: Int, rate: Int?) async throws {
+    static func storm(_ node: Node, count: Int, rate: Int?, sinks expected: Int) async throws {
         var sinks: [PortID] = []
         let deadline = ContinuousClock.now + .seconds(30)
-        while sinks.isEmpty {
+        while sinks.count < expected {
             let family = (try? await node.dbFamily("chaos", timeout: .seconds(2))) ?? [:]
             sinks = family.keys.compactMap(PortID.init).sorted { $0.description < $1.description }
-            if sinks.isEmpty {
+            if sinks.count < expected {
                 guard ContinuousClock.now < deadline else {
                     report("no sink found")
                     exit(1)

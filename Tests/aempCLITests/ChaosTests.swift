@@ -219,7 +219,8 @@ struct ChaosTests {
         let rate = 1000
         for index in 1...3 {
             nodes.append(try Self.chaosNode(
-                ["storm", "id=soak-storm\(index)", "rate=\(rate)", "count=\(rate * (seconds + 30))"] + common, sandbox: sandbox))
+                ["storm", "id=soak-storm\(index)", "rate=\(rate)", "count=\(rate * (seconds + 30))", "sinks=2"] + common,
+                sandbox: sandbox))
         }
         for node in nodes[2...] { #expect(await node.waitUntil { $0.output.text.contains("storm to ") }, "\(node.transcript)") }
 

@@ -165,7 +165,8 @@ final class ProcessSandbox: Sendable {
         _ arguments: [String], environment extra: [String: String] = [:], launcher: [String] = []
     ) async throws -> (AempProcess, String) {
         let node = try AempProcess(["run"] + arguments, environment: environment(extra), launcher: launcher)
-        let started = await node.waitUntil { $0.output.text.contains(" is running") || !$0.process.isRunning }
+        // The whole banner: its last line is "Stop it with Ctrl-C ...".
+        let started = await node.waitUntil { $0.output.text.contains("Stop it with Ctrl-C") || !$0.process.isRunning }
         guard started, let line = node.output.text.split(separator: "\n").first(where: { $0.contains(" is running") }) else {
             throw CLITestFailure("node did not start:\n\(node.transcript)")
         }
