@@ -57,15 +57,9 @@ if [ -z "${BASE_BIN:-}" ]; then
 fi
 [ -x "$BASE_BIN" ] || die "$BASE_BIN missing"
 
-wait_ready() {
-    local i
-    for i in $(seq 150); do
-        grep -q '^READY' "$1" 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+# wait_ready FILE PID (the same as node-bench.sh's).
+# shellcheck source=node-bench-ready.sh
+source "$HERE/node-bench-ready.sh"
 
 # ticks PID: user + system clock ticks the process used so far.
 ticks() {

@@ -65,15 +65,8 @@ COOKIE="nodebench$$"
 next_port() { PORT=$((PORT + 1)); }
 
 # wait_ready FILE PID: until FILE has a READY line (15 s at most) or the process died.
-wait_ready() {
-    local i
-    for i in $(seq 150); do
-        grep -q '^READY' "$1" 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=node-bench-ready.sh
+source "$HERE/node-bench-ready.sh"
 
 # stop PID: terminates a server started in the background.
 stop() {
