@@ -7,6 +7,12 @@ public struct PortMessage: Sendable {
     public let source: NodeID
     /// The message elements (for a tag stream: the elements after the tag).
     public let values: [Value]
+
+    /// A message as a port would receive it (e.g. to decode an array of values with ``decode(_:)``).
+    public init(source: NodeID, values: [Value]) {
+        self.source = source
+        self.values = values
+    }
 }
 
 /// A port whose messages arrive as an `AsyncSequence`, the async form of `port { ... }`:
