@@ -101,6 +101,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Examples (Examples/*/README.md), built with the package so CI compiles and tests them.
+        .executableTarget(
+            name: "aemp-chat",
+            dependencies: ["AEMP", "AEMPCodecs", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/Chat",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
         // Helpers shared by the test targets (locating Tests/Fixtures, test certificates, probes).
         .target(
             name: "AEMPTestSupport",
@@ -166,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "aempCLITests",
             dependencies: [
-                "aemp", "aemp-chaos-node", "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                "aemp", "aemp-chaos-node", "aemp-chat", "AEMP", "AEMPCodecs", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -59,10 +59,16 @@ final class AempProcess: @unchecked Sendable {
     let output = StreamText()
     let errors = StreamText()
     let arguments: [String]
+    /// The write end of its standard input, when started with `input: true`.
+    let input: FileHandle?
 
     /// Starts `aemp arguments...` with exactly `environment`; with a `launcher` (e.g. `ip netns exec
-    /// <name>`), as `launcher... aemp arguments...`; with an `executable`, that program instead of aemp.
-    init(_ arguments: [String], environment: [String: String], launcher: [String] = [], executable: String? = nil) throws {
+    /// <name>`), as `launcher... aemp arguments...`; with an `executable`, that program instead of aemp;
+    /// with `input`, standard input is a pipe the test writes to (``type(_:)``), else /dev/null.
+    init(
+        _ arguments: [String], environment: [String: String], launcher: [String] = [], executable: String? = nil,
+        input: Bool = false
+    ) throws {
         guard let binary = executable ?? AempBinary.path else {
             throw CLITestFailure("the aemp executable was not found next to the tests")
         }
@@ -75,7 +81,14 @@ final class AempProcess: @unchecked Sendable {
             process.arguments = arguments
         }
         process.environment = environment
-        process.standardInput = FileHandle.nullDevice
+        if input {
+            let pipe = Pipe()
+            process.standardInput = pipe
+            self.input = pipe.fileHandleForWriting
+        } else {
+            process.standardInput = FileHandle.nullDevice
+            self.input = nil
+        }
         let outPipe = Pipe()
         let errPipe = Pipe()
         process.standardOutput = outPipe
@@ -98,6 +111,16 @@ final class AempProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+    }
+
+    /// Writes `line` and a newline to its standard input.
+    func type(_ line: String) {
+        input?.write(Data((line + "\n").utf8))
+    }
+
+    /// Closes its standard input (end of file).
+    func closeInput() {
+        try? input?.close()
     }
 
     /// Sends a signal.
