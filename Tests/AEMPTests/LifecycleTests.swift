@@ -221,3 +221,38 @@ struct LifecycleTests {
         #expect(NodeStatistics.failureCategory(message) == category)
     }
 }
+
+@Suite("Lifecycle: anonymous clients are forgotten")
+struct AnonymousRetirementTests {
+    @Test("a node serving 30 short-lived anonymous clients keeps no entry for them; their traffic stays counted", .timeLimit(.minutes(1)))
+    func anonymousClientsAreForgotten() async throws {
+        let server = try await Node.start(NodeNetworkTests.configuration("retire-server-\(UInt32.random(in: 0...UInt32.max))"))
+        let watched = server.port { _, _ in }
+        for _ in 0..<30 {
+            let client = try await Node.start(
+                NodeConfiguration(binds: [], seeds: server.listenerAddresses, secret: NodeNetworkTests.secret))
+            #expect(client.nodeID.isAnonymous)
+            // A call, and a monitor of a port on the server (its mon1 leaves a watch behind there).
+            _ = try await client.call(PortID("\(server.nodeID.rawValue)#")!, ["time"], timeout: .seconds(5))
+            let monitor = client.monitor(watched) { _ in }
+            _ = try await client.call(PortID("\(server.nodeID.rawValue)#")!, ["time"], timeout: .seconds(5))
+            await client.shutdown()
+            _ = monitor
+        }
+        try await NodeNetworkTests.waitUntil { await server.statistics().peers.isEmpty }
+        let stats = await server.statistics()
+        #expect(stats.retiredAnonymousTraffic.messagesReceived >= 90, "\(stats.retiredAnonymousTraffic)")
+        #expect(stats.totalTraffic.messagesReceived >= 90)
+        #expect(stats.monitors == 0, "the clients' watches of the port are gone")
+        await server.shutdown()
+    }
+
+    @Test("a named node that goes down is kept")
+    func namedNodesStay() async throws {
+        let (stopping, peer) = try await LifecycleTests.pair("retire-named")
+        await stopping.shutdown()
+        try await NodeNetworkTests.waitUntil { await peer.state(of: stopping.nodeID) != .up }
+        #expect(await peer.statistics().peers[stopping.nodeID] != nil)
+        await peer.shutdown()
+    }
+}

@@ -87,6 +87,9 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
         text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
+    /// Whether this is an anonymous node ID (`anon/...`): a client node with a fresh ID per run.
+    public var isAnonymous: Bool { rawValue.utf8.starts(with: "anon/".utf8) }
+
     /// A fresh anonymous node ID: `anon/` followed by a remote-unique string (``RemoteUnique``).
     ///
     /// Perl: `configure` without `nodeid` forms `"<profile>/"` and appends RUNIQ; the Swift node uses

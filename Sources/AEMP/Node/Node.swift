@@ -262,7 +262,8 @@ public final class Node: Sendable {
 
     /// Whether a node is connected. Perl: `node_is_up`.
     ///
-    /// - Returns: ``NodeState/up``, ``NodeState/known`` (known but not connected), or `nil` (unknown).
+    /// - Returns: ``NodeState/up``, ``NodeState/known`` (known but not connected), or `nil` (unknown;
+    ///   also an anonymous node that went down: it is forgotten, see ``NodeStatistics/retiredAnonymousTraffic``).
     public func state(of node: NodeID) async -> NodeState? {
         await evaluate { $0.state(of: node) }
     }

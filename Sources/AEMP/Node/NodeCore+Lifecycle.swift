@@ -77,6 +77,19 @@ extension NodeCore {
         return open.count
     }
 
+    // MARK: Forgetting anonymous nodes
+
+    /// An anonymous node (a client with a fresh ID per run) that went down and is idle is forgotten:
+    /// its traffic joins ``retiredAnonymousTraffic`` and its watches of local ports are dropped, so
+    /// a long-running node that serves many short-lived clients does not grow. A named node is kept
+    /// (it comes back under the same ID).
+    func retireIfIdle(_ remote: RemoteNode) {
+        guard remote.nodeID.isAnonymous, remote.isIdle, !isShutDown, remotes[remote.nodeID] === remote else { return }
+        retiredAnonymousTraffic = retiredAnonymousTraffic + remote.traffic
+        remotes[remote.nodeID] = nil
+        for port in ports.values { port.remoteWatchers.remove(remote.nodeID) }
+    }
+
     // MARK: Statistics and metrics
 
     /// A snapshot of the node's counters.
@@ -94,7 +107,7 @@ extension NodeCore {
         return NodeStatistics(
             nodeID: nodeID, peers: peers, connectionAttempts: connectionAttempts, handshakeFailures: handshakeFailures,
             ports: ports.count, monitors: monitors, dataConnectionsOpen: data.open, dataConnectionsOpened: dataConnectionsOpened,
-            dataBytesSent: data.sent, dataBytesReceived: data.received)
+            dataBytesSent: data.sent, dataBytesReceived: data.received, retiredAnonymousTraffic: retiredAnonymousTraffic)
     }
 
     /// Reports to the metrics backend now.

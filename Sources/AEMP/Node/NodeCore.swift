@@ -90,6 +90,8 @@ final class NodeCore {
     var dataConnections: [(handle: WeakHandle, totals: HandleTotals)] = []
     var dataConnectionsOpened: UInt64 = 0
     var closedDataConnectionBytes: (sent: UInt64, received: UInt64) = (0, 0)
+    /// The traffic of anonymous nodes that were forgotten (``retireIfIdle(_:)``).
+    var retiredAnonymousTraffic = Traffic()
     var metricsTimer: RepeatedTask?
     var tlsContext: TLSContext?
     /// State of protocol extensions (DataConn), by name.

@@ -71,10 +71,14 @@ public struct NodeStatistics: Sendable {
     public var dataBytesSent: UInt64
     public var dataBytesReceived: UInt64
 
+    /// The traffic of anonymous peers (``NodeID/isAnonymous``) that went down and were forgotten:
+    /// a node keeps no entry for a client that is gone, only its share of the totals.
+    public var retiredAnonymousTraffic = Traffic()
+
     /// Connections up.
     public var connectionsUp: Int { peers.values.count { $0.isUp } }
     /// The traffic of all peers together.
-    public var totalTraffic: Traffic { peers.values.reduce(Traffic()) { $0 + $1.traffic } }
+    public var totalTraffic: Traffic { peers.values.reduce(retiredAnonymousTraffic) { $0 + $1.traffic } }
 }
 
 extension NodeStatistics {
@@ -134,6 +138,10 @@ final class NodeMetricsReporter {
         // Anonymous nodes (clients such as `aemp cal`) come and go with fresh IDs: they share the
         // label `anon/*`, so the label set stays bounded by the named nodes.
         var byLabel: [String: NodeStatistics.Peer] = [:]
+        if statistics.retiredAnonymousTraffic != Traffic() {
+            byLabel["anon/*"] = NodeStatistics.Peer(
+                isUp: false, traffic: statistics.retiredAnonymousTraffic, queuedBytes: 0, queuedMessages: 0)
+        }
         for (peer, entry) in statistics.peers {
             let label = peer.rawValue.hasPrefix("anon/") ? "anon/*" : peer.rawValue
             if var sum = byLabel[label] {

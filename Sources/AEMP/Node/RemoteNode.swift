@@ -190,6 +190,12 @@ final class RemoteNode {
         fail(message: reported, wasUp: true)
     }
 
+    /// Nothing refers to this node any more: no connection or attempt, no queued message or waiting
+    /// sender, no monitor of its ports.
+    var isIdle: Bool {
+        link == nil && !connecting && dials.isEmpty && queue.isEmpty && queueWaiters.isEmpty && monitors.isEmpty
+    }
+
     /// Ends the attempt or the connection: every monitor of the node's ports fires with
     /// `("transport_error", node, message)`, queued messages are dropped, then node-down is announced
     /// if the node was up (spec §5.4).
@@ -211,6 +217,7 @@ final class RemoteNode {
         if wasUp {
             core.nodeWentDown(nodeID, reason: reason)
         }
+        core.retireIfIdle(self)
     }
 
     /// Stops timers and the handshakes of the current attempt.
