@@ -53,7 +53,7 @@ extension Node {
     }
 }
 
-/// A node runs as a swift-service-lifecycle `Service`: start it with ``Node/start(_:dataGroup:logger:)``
+/// A node runs as a swift-service-lifecycle `Service`: start it with ``Node/start(_:group:dataGroup:logger:)``
 /// and add it to a `ServiceGroup`. `run()` returns when the node shuts down; graceful shutdown of
 /// the group shuts it down gracefully (``Node/shutdown(gracePeriod:reason:)`` with
 /// ``NodeConfiguration/shutdownTimeout``), cancellation at once (``Node/shutdown()``).
