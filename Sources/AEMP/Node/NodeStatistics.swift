@@ -110,22 +110,83 @@ extension NodeStatistics {
 /// `aemp_dataconn_bytes_sent_total`, `aemp_dataconn_bytes_received_total` (counters),
 /// `aemp_connections`, `aemp_ports`, `aemp_monitors`, `aemp_dataconn_connections` (gauges).
 final class NodeMetricsReporter {
-    private struct PeerHandles {
-        let messagesSent, messagesReceived, bytesSent, bytesReceived, probes, silences: Counter
-        let queuedBytes: Gauge
-        let up: Gauge
-        var reported = Traffic()
+    /// A swift-metrics counter fed from a running total: each report adds the growth since the last.
+    private final class TotalCounter {
+        let counter: Counter
+        var last: UInt64 = 0
+
+        init(_ label: String, _ dimensions: [(String, String)]) {
+            counter = Counter(label: label, dimensions: dimensions)
+        }
+
+        func report(_ total: UInt64) {
+            if total > last { counter.increment(by: Int64(clamping: total - last)) }
+            last = total
+        }
     }
 
-    private let node: String
-    private var peers: [String: PeerHandles] = [:]
-    private var failures: [String: (Counter, UInt64)] = [:]
-    private var attempts: (Counter, UInt64)?
-    private var gauges: (connections: Gauge, ports: Gauge, monitors: Gauge, dataConnections: Gauge)?
-    private var data: (opened: Counter, sent: Counter, received: Counter, last: (UInt64, UInt64, UInt64))?
+    private struct PeerMetrics {
+        let messagesSent, messagesReceived, bytesSent, bytesReceived, probes, silences: TotalCounter
+        let queuedBytes, up: Gauge
+
+        init(_ dimensions: [(String, String)]) {
+            messagesSent = TotalCounter("aemp_messages_sent_total", dimensions)
+            messagesReceived = TotalCounter("aemp_messages_received_total", dimensions)
+            bytesSent = TotalCounter("aemp_bytes_sent_total", dimensions)
+            bytesReceived = TotalCounter("aemp_bytes_received_total", dimensions)
+            probes = TotalCounter("aemp_liveness_probes_total", dimensions)
+            silences = TotalCounter("aemp_liveness_timeouts_total", dimensions)
+            queuedBytes = Gauge(label: "aemp_queued_bytes", dimensions: dimensions)
+            up = Gauge(label: "aemp_peer_up", dimensions: dimensions)
+        }
+
+        func report(_ peer: NodeStatistics.Peer) {
+            messagesSent.report(peer.traffic.messagesSent)
+            messagesReceived.report(peer.traffic.messagesReceived)
+            bytesSent.report(peer.traffic.bytesSent)
+            bytesReceived.report(peer.traffic.bytesReceived)
+            probes.report(peer.traffic.livenessProbes)
+            silences.report(peer.traffic.livenessTimeouts)
+            queuedBytes.record(peer.queuedBytes)
+            up.record(peer.isUp ? 1 : 0)
+        }
+    }
+
+    /// The node-wide metrics.
+    private struct NodeMetrics {
+        let attempts, dataOpened, dataSent, dataReceived: TotalCounter
+        let connections, ports, monitors, dataConnections: Gauge
+
+        init(_ dimensions: [(String, String)]) {
+            attempts = TotalCounter("aemp_connection_attempts_total", dimensions)
+            dataOpened = TotalCounter("aemp_dataconn_opened_total", dimensions)
+            dataSent = TotalCounter("aemp_dataconn_bytes_sent_total", dimensions)
+            dataReceived = TotalCounter("aemp_dataconn_bytes_received_total", dimensions)
+            connections = Gauge(label: "aemp_connections", dimensions: dimensions)
+            ports = Gauge(label: "aemp_ports", dimensions: dimensions)
+            monitors = Gauge(label: "aemp_monitors", dimensions: dimensions)
+            dataConnections = Gauge(label: "aemp_dataconn_connections", dimensions: dimensions)
+        }
+
+        func report(_ statistics: NodeStatistics) {
+            attempts.report(statistics.connectionAttempts)
+            dataOpened.report(statistics.dataConnectionsOpened)
+            dataSent.report(statistics.dataBytesSent)
+            dataReceived.report(statistics.dataBytesReceived)
+            connections.record(statistics.connectionsUp)
+            ports.record(statistics.ports)
+            monitors.record(statistics.monitors)
+            dataConnections.record(statistics.dataConnectionsOpen)
+        }
+    }
+
+    private let dimension: [(String, String)]
+    private var peers: [String: PeerMetrics] = [:]
+    private var failures: [String: TotalCounter] = [:]
+    private lazy var nodeMetrics = NodeMetrics(dimension)
 
     init(node: NodeID) {
-        self.node = node.rawValue
+        self.dimension = [("node", node.rawValue)]
     }
 
     /// Whether a backend is bootstrapped.
@@ -134,7 +195,6 @@ final class NodeMetricsReporter {
     /// Pushes what changed since the last report.
     func report(_ statistics: NodeStatistics) {
         guard Self.isActive else { return }
-        let nodeDimension = [("node", node)]
         // Anonymous nodes (clients such as `aemp cal`) come and go with fresh IDs: they share the
         // label `anon/*`, so the label set stays bounded by the named nodes.
         var byLabel: [String: NodeStatistics.Peer] = [:]
@@ -143,7 +203,7 @@ final class NodeMetricsReporter {
                 isUp: false, traffic: statistics.retiredAnonymousTraffic, queuedBytes: 0, queuedMessages: 0)
         }
         for (peer, entry) in statistics.peers {
-            let label = peer.rawValue.hasPrefix("anon/") ? "anon/*" : peer.rawValue
+            let label = peer.isAnonymous ? "anon/*" : peer.rawValue
             if var sum = byLabel[label] {
                 sum.traffic = sum.traffic + entry.traffic
                 sum.queuedBytes += entry.queuedBytes
@@ -155,75 +215,15 @@ final class NodeMetricsReporter {
             }
         }
         for (label, entry) in byLabel {
-            var handles = peers[label] ?? Self.makePeer(nodeDimension + [("peer", label)])
-            let traffic = entry.traffic
-            let last = handles.reported
-            Self.add(handles.messagesSent, traffic.messagesSent, last.messagesSent)
-            Self.add(handles.messagesReceived, traffic.messagesReceived, last.messagesReceived)
-            Self.add(handles.bytesSent, traffic.bytesSent, last.bytesSent)
-            Self.add(handles.bytesReceived, traffic.bytesReceived, last.bytesReceived)
-            Self.add(handles.probes, traffic.livenessProbes, last.livenessProbes)
-            Self.add(handles.silences, traffic.livenessTimeouts, last.livenessTimeouts)
-            handles.queuedBytes.record(entry.queuedBytes)
-            handles.up.record(entry.isUp ? 1 : 0)
-            handles.reported = traffic
-            peers[label] = handles
+            let metrics = peers[label] ?? PeerMetrics(dimension + [("peer", label)])
+            metrics.report(entry)
+            peers[label] = metrics
         }
         for (category, count) in statistics.handshakeFailures {
-            let (counter, last) =
-                failures[category]
-                ?? (Counter(label: "aemp_handshake_failures_total", dimensions: nodeDimension + [("reason", category)]), 0)
-            Self.add(counter, count, last)
-            failures[category] = (counter, count)
+            let counter = failures[category] ?? TotalCounter("aemp_handshake_failures_total", dimension + [("reason", category)])
+            counter.report(count)
+            failures[category] = counter
         }
-        let (attemptCounter, lastAttempts) =
-            attempts ?? (Counter(label: "aemp_connection_attempts_total", dimensions: nodeDimension), 0)
-        Self.add(attemptCounter, statistics.connectionAttempts, lastAttempts)
-        attempts = (attemptCounter, statistics.connectionAttempts)
-        let gauges =
-            self.gauges
-            ?? (
-                Gauge(label: "aemp_connections", dimensions: nodeDimension),
-                Gauge(label: "aemp_ports", dimensions: nodeDimension),
-                Gauge(label: "aemp_monitors", dimensions: nodeDimension),
-                Gauge(label: "aemp_dataconn_connections", dimensions: nodeDimension)
-            )
-        gauges.connections.record(statistics.connectionsUp)
-        gauges.ports.record(statistics.ports)
-        gauges.monitors.record(statistics.monitors)
-        gauges.dataConnections.record(statistics.dataConnectionsOpen)
-        self.gauges = gauges
-        let data =
-            self.data
-            ?? (
-                Counter(label: "aemp_dataconn_opened_total", dimensions: nodeDimension),
-                Counter(label: "aemp_dataconn_bytes_sent_total", dimensions: nodeDimension),
-                Counter(label: "aemp_dataconn_bytes_received_total", dimensions: nodeDimension),
-                (0, 0, 0)
-            )
-        Self.add(data.opened, statistics.dataConnectionsOpened, data.last.0)
-        Self.add(data.sent, statistics.dataBytesSent, data.last.1)
-        Self.add(data.received, statistics.dataBytesReceived, data.last.2)
-        self.data = (
-            data.opened, data.sent, data.received,
-            (statistics.dataConnectionsOpened, statistics.dataBytesSent, statistics.dataBytesReceived)
-        )
-    }
-
-    private static func makePeer(_ dimensions: [(String, String)]) -> PeerHandles {
-        PeerHandles(
-            messagesSent: Counter(label: "aemp_messages_sent_total", dimensions: dimensions),
-            messagesReceived: Counter(label: "aemp_messages_received_total", dimensions: dimensions),
-            bytesSent: Counter(label: "aemp_bytes_sent_total", dimensions: dimensions),
-            bytesReceived: Counter(label: "aemp_bytes_received_total", dimensions: dimensions),
-            probes: Counter(label: "aemp_liveness_probes_total", dimensions: dimensions),
-            silences: Counter(label: "aemp_liveness_timeouts_total", dimensions: dimensions),
-            queuedBytes: Gauge(label: "aemp_queued_bytes", dimensions: dimensions),
-            up: Gauge(label: "aemp_peer_up", dimensions: dimensions))
-    }
-
-    private static func add(_ counter: Counter, _ now: UInt64, _ last: UInt64) {
-        guard now > last else { return }
-        counter.increment(by: Int64(clamping: now - last))
+        nodeMetrics.report(statistics)
     }
 }
