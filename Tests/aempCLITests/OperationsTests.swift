@@ -79,11 +79,13 @@ struct OperationsTests {
         await observer.shutdown()
     }
 
-    @Test("aemp run: SIGTERM logs the graceful shutdown and exits 0; a peer sees the node down at once with the shutdown reason", .timeLimit(.minutes(2)))
-    func aempRunSigterm() async throws {
+    @Test(
+        "aemp run: SIGTERM or SIGINT logs the graceful shutdown and exits 0; a peer sees the node down at once with the shutdown reason",
+        .timeLimit(.minutes(2)), arguments: [SIGTERM, SIGINT])
+    func aempRunSigterm(signal: Int32) async throws {
         let sandbox = try ProcessSandbox(rc: nil)
         let address = "127.0.0.1:\(AempBinary.freePort())"
-        let (node, id) = try await sandbox.startNode(["nodeid", "ops-run", "binds", address, "seeds", address, "secret", Self.secret])
+        let (node, id) = try await sandbox.startNode(["nodeid", "ops-run-\(signal)", "binds", address, "seeds", address, "secret", Self.secret])
         defer { node.signal(SIGKILL) }
         #expect(node.output.text.contains("shutdown_timeout"))
         let observer = try await Self.observer("ops-run-observer", seed: address)
@@ -93,12 +95,13 @@ struct OperationsTests {
         let monitor = observer.monitor(PortID("\(id)#")!) { reasons.put(($0, .now)) }
 
         let signalled = ContinuousClock.now
-        node.signal(SIGTERM)
+        node.signal(signal)
         let (reason, at) = try await reasons.next(within: .seconds(10))
         #expect(reason == .transportError(node: nodeID, message: "node shut down"))
         #expect(at - signalled < .seconds(1), "\(at - signalled)")
         #expect(await node.finish(timeout: .seconds(10)) == 0, "\(node.transcript)")
-        #expect(node.errors.text.contains("SIGTERM received: shutting down gracefully"), "\(node.transcript)")
+        let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+        #expect(node.errors.text.contains("\(name) received: shutting down gracefully"), "\(node.transcript)")
         #expect(node.errors.text.contains("shut down: 0 ports killed"), "\(node.transcript)")
         #expect(node.errors.text.contains("nothing dropped"), "\(node.transcript)")
         _ = monitor
