@@ -96,9 +96,12 @@ struct AsyncAPITests {
         var farewell = farewells.makeAsyncIterator()
         #expect(await farewell.next()?.values == ["Bob"])
         // Perl: a message no callback takes kills the port with unhandled_message; the streams end.
-        let death = Task { try await seed.deathOf(port) }
+        let reasons = Inbox<KillReason>()
+        let monitor = seed.monitor(port) { reasons.put($0) }
+        _ = await seed.statistics()  // a round trip through the loop: the monitor is in place
         client.send(port, ["other"])
-        #expect(try await death.value.tag == KillReason.unhandledMessageTag)
+        #expect(try await reasons.next(within: .seconds(5)).tag == KillReason.unhandledMessageTag)
+        _ = monitor
         #expect(await farewell.next() == nil)
         await NodeNetworkTests.shutdown(client, seed)
     }
@@ -108,7 +111,8 @@ struct AsyncAPITests {
         let (seed, client) = try await NodeNetworkTests.pair()
         let port = seed.port { _, _ in }
         let waiting = Task { try await client.deathOf(port) }
-        try await Task.sleep(for: .milliseconds(50))
+        // The client's mon1 has reached the seed once the port has a remote watcher.
+        try await NodeNetworkTests.waitUntil { await seed.statistics().monitors >= 1 }
         seed.kill(port, reason: .user(["done", "for today"]))
         #expect(try await waiting.value == .user(["done", "for today"]))
 
