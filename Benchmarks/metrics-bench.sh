@@ -28,13 +28,9 @@ ROOT=$(dirname "$HERE")
 WORK=$(mktemp -d /tmp/metrics-bench.XXXXXX)
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# cleanup on exit, wait_ready FILE PID.
+# shellcheck source=node-bench-common.sh
+source "$HERE/node-bench-common.sh"
 die() { echo "metrics-bench: $*" >&2; exit 1; }
 
 if [ "${METRICS_BENCH_NO_BUILD:-0}" != 1 ]; then
@@ -57,9 +53,6 @@ if [ -z "${BASE_BIN:-}" ]; then
 fi
 [ -x "$BASE_BIN" ] || die "$BASE_BIN missing"
 
-# wait_ready FILE PID (the same as node-bench.sh's).
-# shellcheck source=node-bench-ready.sh
-source "$HERE/node-bench-ready.sh"
 
 # ticks PID: user + system clock ticks the process used so far.
 ticks() {

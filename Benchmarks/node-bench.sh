@@ -31,13 +31,9 @@ RESULTS="$WORK/results"
 PIDS=()
 : > "$RESULTS"
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# cleanup on exit, wait_ready FILE PID.
+# shellcheck source=node-bench-common.sh
+source "$HERE/node-bench-common.sh"
 
 die() { echo "node-bench: $*" >&2; exit 1; }
 
@@ -64,9 +60,6 @@ COOKIE="nodebench$$"
 
 next_port() { PORT=$((PORT + 1)); }
 
-# wait_ready FILE PID: until FILE has a READY line (15 s at most) or the process died.
-# shellcheck source=node-bench-ready.sh
-source "$HERE/node-bench-ready.sh"
 
 # stop PID: terminates a server started in the background.
 stop() {
