@@ -48,6 +48,11 @@ public final class MessagePort: Sendable {
     /// The tag of the overflow kill reason.
     public static let overflowTag = "overflow"
 
+    /// `("overflow", "<limit> messages<what> not taken")`.
+    static func overflowReason(_ limit: Int, _ what: String = "") -> KillReason {
+        .user([.text(overflowTag), .text("\(limit) messages\(what) not taken")])
+    }
+
     /// The port's ID: give it to other nodes, register it in the global database.
     public let id: PortID
     /// The messages, in arrival order; ends when the port dies.
@@ -76,7 +81,7 @@ public final class MessagePort: Sendable {
                 if overflow == .dropNewest {
                     dropped.value.add(1, ordering: .relaxed)
                 } else {
-                    context.node.kill(context.port, reason: .user([.text(Self.overflowTag), .text("\(limit) messages not taken")]))
+                    context.node.kill(context.port, reason: Self.overflowReason(limit))
                 }
             case .enqueued, .terminated: break
             @unknown default: break
@@ -136,8 +141,7 @@ extension Node {
         let limit = max(1, limit)
         let callback: PortCallback = { context, values in
             if case .dropped = continuation.yield(PortMessage(source: context.sourceNode, values: values)) {
-                context.node.kill(
-                    context.port, reason: .user([.text(MessagePort.overflowTag), .text("\(limit) messages tagged \(tag) not taken")]))
+                context.node.kill(context.port, reason: MessagePort.overflowReason(limit, " tagged \(tag)"))
             }
         }
         await evaluate { $0.setCallback(port: port.name, tag: tag, callback: callback) }
