@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "AEMPHandle", targets: ["AEMPHandle"]),
         .library(name: "AEMP", targets: ["AEMP"]),
         .library(name: "AEMPDataConn", targets: ["AEMPDataConn"]),
+        .library(name: "AEMPDistributed", targets: ["AEMPDistributed"]),
         .executable(name: "aemp", targets: ["aemp"]),
     ],
     dependencies: [
@@ -79,6 +80,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AEMPDistributed",
+            dependencies: ["AEMP", "AEMPCodecs", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -150,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "AEMPTests",
             dependencies: [
-                "AEMP", "AEMPCodecs", "AEMPHandle", "AEMPSocket", "AEMPTestSupport",
+                "AEMP", "AEMPCodecs", "AEMPDistributed", "AEMPHandle", "AEMPSocket", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
