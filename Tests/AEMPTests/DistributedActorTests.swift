@@ -227,6 +227,29 @@ struct DistributedActorTests {
         await Self.shutdown(systems)
     }
 
+    @Test("actors register in a global database family and are found from another node until they die", .timeLimit(.minutes(1)))
+    func discovery() async throws {
+        let systems = try await Self.systems()
+        let family = "greeters-\(UInt32.random(in: 0...UInt32.max))"
+        let finder = Task { try await systems.client.firstActor(Greeter.self, in: family, timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(50))
+        var greeter: Greeter? = Greeter(actorSystem: systems.server)
+        let id = greeter!.id
+        systems.server.register(greeter!, in: family, value: "v1")
+        let found = try await finder.value
+        #expect(found.id == id)
+        #expect(try await found.greet(name: "finder") == "Hello, finder!")
+        #expect(try await systems.client.actors(Greeter.self, in: family, timeout: .seconds(5)).map(\.id) == [id])
+        greeter = nil
+        try await NodeNetworkTests.waitUntil {
+            (try? await systems.client.actors(Greeter.self, in: family, timeout: .seconds(5)).isEmpty) == true
+        }
+        await #expect(throws: CallError.timeout(.milliseconds(300))) {
+            _ = try await systems.client.firstActor(Greeter.self, in: family, timeout: .milliseconds(300))
+        }
+        await Self.shutdown(systems)
+    }
+
     @Test(
         "a scripted Perl-shaped peer calls an actor with cal's frame and mon's it",
         .timeLimit(.minutes(1)), arguments: [Framing.cbor, .json])
