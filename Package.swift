@@ -84,7 +84,11 @@ let package = Package(
         ),
         .target(
             name: "AEMPDistributed",
-            dependencies: ["AEMP", "AEMPCodecs", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AEMP", "AEMPCodecs",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -43,6 +43,18 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
+            name: "DistributedBenchmarks",
+            dependencies: [
+                .product(name: "AEMP", package: "swift-aemp"),
+                .product(name: "AEMPCodecs", package: "swift-aemp"),
+                .product(name: "AEMPDistributed", package: "swift-aemp"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "DistributedBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
             name: "DataConnBenchmarks",
             dependencies: [
                 .product(name: "AEMP", package: "swift-aemp"),

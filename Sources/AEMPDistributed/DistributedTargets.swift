@@ -1,4 +1,5 @@
 import Distributed
+import Synchronization
 
 #if canImport(Darwin)
 import MachO
@@ -28,6 +29,32 @@ struct DistributedTargets: Sendable {
 
     /// The table of the process, read on first use.
     static let process = DistributedTargets(records: readRecords())
+
+    /// What calls looked up before, so that each call costs one dictionary lookup: by actor type,
+    /// the thunk each name resolved to; by thunk, the selector callers send.
+    private static let resolved = Mutex<[ObjectIdentifier: [String: Result<String, RemoteCallError>]]>([:])
+    private static let selectors = Mutex<[String: String]>([:])
+
+    /// ``resolve(_:on:)`` on the process's table, remembered per type and name.
+    static func thunk(_ name: String, on type: Any.Type) -> Result<String, RemoteCallError> {
+        let key = ObjectIdentifier(type)
+        if let known = resolved.withLock({ $0[key]?[name] }) { return known }
+        let result = process.resolve(name, on: type)
+        resolved.withLock { table in
+            // Bounded: names that resolve to nothing are not kept once a type has many of them.
+            if case .failure = result, (table[key]?.count ?? 0) >= 256 { return }
+            table[key, default: [:]][name] = result
+        }
+        return result
+    }
+
+    /// ``selector(of:on:)``, remembered per thunk.
+    static func cachedSelector(of target: RemoteCallTarget, on type: Any.Type) -> String {
+        if let known = selectors.withLock({ $0[target.identifier] }) { return known }
+        let selector = selector(of: target, on: type)
+        selectors.withLock { $0[target.identifier] = selector }
+        return selector
+    }
 
     init(records: [String]) {
         all = records.map { (RemoteCallTarget($0).description, $0) }

@@ -2,6 +2,7 @@ import AEMP
 import AEMPCodecs
 import Distributed
 import Logging
+import NIOCore
 import Synchronization
 
 /// A `DistributedActorSystem` on an AEMP ``AEMP/Node``: every distributed actor is a port, every
@@ -101,6 +102,24 @@ public final class NodeActorSystem: DistributedActorSystem, Sendable {
         return decoder
     }
 
+    /// The serial executor of the node's event loop. A distributed actor that returns it as its
+    /// executor runs on the node's loop, like port callbacks: calls reach it and replies leave it
+    /// without a thread hop (the lowest latency), at the price that a long-running method holds up
+    /// the node's messages meanwhile, as a slow port callback would.
+    ///
+    /// ```swift
+    /// distributed actor Greeter {
+    ///     typealias ActorSystem = NodeActorSystem
+    ///     nonisolated var unownedExecutor: UnownedSerialExecutor { actorSystem.loopExecutor }
+    /// }
+    /// ```
+    public var loopExecutor: UnownedSerialExecutor {
+        node.eventLoop.executor.asUnownedSerialExecutor()
+    }
+
+    /// Runs the tasks of calls to actors on ``loopExecutor`` on the node's loop as well.
+    var loopTaskExecutor: LoopTaskExecutor { LoopTaskExecutor(loop: node.eventLoop) }
+
     /// Runs `body` with remote calls made in it (in this task and its child tasks) waiting at most
     /// `timeout`.
     ///
@@ -186,7 +205,7 @@ public final class NodeActorSystem: DistributedActorSystem, Sendable {
     private func call(
         _ id: PortID, target: RemoteCallTarget, actorType: Any.Type, invocation: NodeInvocationEncoder
     ) async throws -> [Value] {
-        let selector = DistributedTargets.selector(of: target, on: actorType)
+        let selector = DistributedTargets.cachedSelector(of: target, on: actorType)
         var message: [Value] = []
         message.reserveCapacity(invocation.arguments.count + 2)
         if invocation.genericSubstitutions.isEmpty {
@@ -263,36 +282,86 @@ public final class NodeActorSystem: DistributedActorSystem, Sendable {
         let failure = { (error: RemoteCallError) in
             self.node.send(replyPort, Self.errorReply(error, encoder: self.encoder))
         }
-        let name: String
-        var generics: [String] = []
-        switch message[0] {
-        case .array(let parts) where !parts.isEmpty:
-            guard let selector = parts[0].stringValue else { return failure(RemoteCallError(.malformed, "no method name")) }
-            name = selector
-            generics = parts.dropFirst().compactMap(\.stringValue)
-        case let value:
-            guard let selector = value.stringValue else { return failure(RemoteCallError(.malformed, "no method name")) }
-            name = selector
+        guard let (name, generics) = Self.method(message[0]) else {
+            return failure(RemoteCallError(.malformed, "the first element names no method: \(message[0])"))
         }
         guard let actor = actors.withLock({ $0[port.name]?.actor }) else {
             return failure(RemoteCallError(.noSuchActor, "no live actor has the ID \(port)"))
         }
         let identifier: String
-        switch DistributedTargets.process.resolve(name, on: type(of: actor)) {
+        switch DistributedTargets.thunk(name, on: type(of: actor)) {
         case .success(let found): identifier = found
         case .failure(let error): return failure(error)
         }
         let arguments = message[1..<(message.count - 1)]
         let handler = NodeResultHandler(system: self, replyPort: replyPort)
-        Task {
-            var decoder = NodeInvocationDecoder(system: self, arguments: arguments, genericSubstitutions: generics)
-            do {
-                try await self.executeDistributedTarget(
-                    on: actor, target: RemoteCallTarget(identifier), invocationDecoder: &decoder, handler: handler)
-            } catch {
-                try? await handler.onThrow(error: error)
+        let target = RemoteCallTarget(identifier)
+        if runsOnLoop(actor) {
+            // Everything on the node's loop: decoding, the method, the reply. Started in place, so a
+            // call costs no thread hop at all.
+            let executor = loopTaskExecutor
+            if #available(macOS 26, *) {
+                Task.immediate(executorPreference: executor) {
+                    await self.execute(target, on: actor, arguments: arguments, generics: generics, handler: handler)
+                }
+            } else {
+                Task(executorPreference: executor) {
+                    await self.execute(target, on: actor, arguments: arguments, generics: generics, handler: handler)
+                }
+            }
+        } else {
+            Task {
+                await self.execute(target, on: actor, arguments: arguments, generics: generics, handler: handler)
             }
         }
+    }
+}
+
+extension NodeActorSystem {
+    /// Decodes the arguments, runs the method, replies.
+    private func execute(
+        _ target: RemoteCallTarget, on actor: any DistributedActor, arguments: ArraySlice<Value>, generics: [String],
+        handler: NodeResultHandler
+    ) async {
+        var decoder = NodeInvocationDecoder(system: self, arguments: arguments, genericSubstitutions: generics)
+        do {
+            try await executeDistributedTarget(on: actor, target: target, invocationDecoder: &decoder, handler: handler)
+        } catch {
+            try? await handler.onThrow(error: error)
+        }
+    }
+
+    /// Whether the actor runs on the node's loop (its executor is ``loopExecutor``).
+    private func runsOnLoop(_ actor: any DistributedActor) -> Bool {
+        let own = actor.unownedExecutor
+        let loop = loopExecutor
+        return withUnsafeBytes(of: own) { ownBytes in
+            withUnsafeBytes(of: loop) { loopBytes in ownBytes.elementsEqual(loopBytes) }
+        }
+    }
+
+    /// The method element of a call: a name, or `[name, generic argument types...]`.
+    static func method(_ element: Value) -> (name: String, generics: [String])? {
+        if case .array(let parts) = element {
+            guard let name = parts.first?.stringValue else { return nil }
+            return (name, parts.dropFirst().compactMap(\.stringValue))
+        }
+        return element.stringValue.map { ($0, []) }
+    }
+}
+
+/// A task executor on a node's event loop: the nonisolated parts of a call to an actor that runs on
+/// the loop (decoding, replying) stay on the loop too.
+final class LoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

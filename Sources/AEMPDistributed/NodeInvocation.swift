@@ -104,7 +104,7 @@ public struct NodeInvocationDecoder: DistributedTargetInvocationDecoder {
 
 /// Sends a distributed method's outcome to the caller's reply port (see ``NodeActorSystem`` for
 /// the shapes): `(1, result)`, `(1)` for `Void`, or `(0, message, type, mangledType, error)`.
-public struct NodeResultHandler: DistributedTargetInvocationResultHandler {
+public struct NodeResultHandler: DistributedTargetInvocationResultHandler, Sendable {
     /// Arguments, results and errors are `Codable`.
     public typealias SerializationRequirement = any Codable
 

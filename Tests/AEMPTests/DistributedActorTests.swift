@@ -3,6 +3,7 @@ import AEMPCodecs
 import AEMPDistributed
 import AEMPTestSupport
 import Distributed
+import NIOCore
 import Testing
 
 /// A job for the typed-argument tests: a CBOR map `{name, tries}` on the wire.
@@ -85,6 +86,24 @@ struct DistributedActorTests {
         #expect(try await remote.history() == [])
         #expect(try await remote.echo([1, 2, 3]) == [1, 2, 3])
         #expect(try await remote.echo(Job(name: "generic", tries: 0)) == Job(name: "generic", tries: 0))
+        await Self.shutdown(systems)
+    }
+
+    @Test("an actor on the node's loop (loopExecutor) serves calls there, in order, errors included", .timeLimit(.minutes(1)))
+    func loopActor() async throws {
+        let systems = try await Self.systems()
+        let counter = LoopCounter(actorSystem: systems.server)
+        let remote = try LoopCounter.resolve(id: counter.id, using: systems.client)
+        #expect(try await remote.onLoop())
+        for step in 1...100 { #expect(try await remote.increment(by: 1) == step) }
+        await #expect(throws: QueueError.empty(queue: "loop")) { try await remote.fail() }
+        // Concurrent callers: every increment is applied once.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<50 { group.addTask { try await remote.increment(by: 2) } }
+            var results: Set<Int> = []
+            for try await result in group { results.insert(result) }
+            #expect(results == Set((0..<50).map { 102 + 2 * $0 }))
+        }
         await Self.shutdown(systems)
     }
 
@@ -272,6 +291,20 @@ struct DistributedActorTests {
         peer.close()
         await node.shutdown()
     }
+}
+
+/// An actor on its node's event loop.
+distributed actor LoopCounter {
+    typealias ActorSystem = NodeActorSystem
+    nonisolated var unownedExecutor: UnownedSerialExecutor { actorSystem.loopExecutor }
+    private var count = 0
+    distributed func increment(by step: Int) -> Int {
+        count += step
+        return count
+    }
+    /// Whether the method runs on the node's loop thread.
+    distributed func onLoop() -> Bool { actorSystem.node.eventLoop.inEventLoop }
+    distributed func fail() throws { throw QueueError.empty(queue: "loop") }
 }
 
 distributed actor Counter {
