@@ -120,6 +120,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Helpers shared by the test targets (locating Tests/Fixtures, test certificates, probes).
+        .executableTarget(
+            name: "aemp-workqueue",
+            dependencies: ["AEMP", "AEMPCodecs", "AEMPDistributed", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/WorkQueue",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "AEMPTestSupport",
             dependencies: [
@@ -184,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "aempCLITests",
             dependencies: [
-                "aemp", "aemp-chaos-node", "aemp-chat", "AEMP", "AEMPCodecs", "AEMPTestSupport",
+                "aemp", "aemp-chaos-node", "aemp-chat", "aemp-workqueue", "AEMP", "AEMPCodecs", "AEMPTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
