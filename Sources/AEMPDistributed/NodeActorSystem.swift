@@ -85,6 +85,8 @@ public final class NodeActorSystem: DistributedActorSystem, Sendable {
         self.node = node
         self.callTimeout = callTimeout
         self.logger = logger
+        self.loopExecutor = node.eventLoop.executor.asUnownedSerialExecutor()
+        self.loopTaskExecutor = LoopTaskExecutor(loop: node.eventLoop)
     }
 
     /// A value encoder that carries the system, so that distributed actor references in arguments
@@ -113,12 +115,10 @@ public final class NodeActorSystem: DistributedActorSystem, Sendable {
     ///     nonisolated var unownedExecutor: UnownedSerialExecutor { actorSystem.loopExecutor }
     /// }
     /// ```
-    public var loopExecutor: UnownedSerialExecutor {
-        node.eventLoop.executor.asUnownedSerialExecutor()
-    }
+    public let loopExecutor: UnownedSerialExecutor
 
     /// Runs the tasks of calls to actors on ``loopExecutor`` on the node's loop as well.
-    var loopTaskExecutor: LoopTaskExecutor { LoopTaskExecutor(loop: node.eventLoop) }
+    let loopTaskExecutor: LoopTaskExecutor
 
     /// Runs `body` with remote calls made in it (in this task and its child tasks) waiting at most
     /// `timeout`.
