@@ -62,8 +62,9 @@ distributed actor Greeter {
 @Suite("Distributed actors on a node: calls, errors, lifetimes, the Perl shape")
 struct DistributedActorTests {
     /// Two connected nodes, each with an actor system.
-    static func systems() async throws -> (server: NodeActorSystem, client: NodeActorSystem) {
-        let (seed, client) = try await NodeNetworkTests.pair()
+    static func systems(framing: Framing? = nil) async throws -> (server: NodeActorSystem, client: NodeActorSystem) {
+        let framings = framing.map { [$0] } ?? Framing.supported
+        let (seed, client) = try await NodeNetworkTests.pair(seedFramings: framings, clientFramings: framings)
         return (NodeActorSystem(node: seed), NodeActorSystem(node: client))
     }
 
@@ -71,9 +72,11 @@ struct DistributedActorTests {
         await NodeNetworkTests.shutdown(systems.client.node, systems.server.node)
     }
 
-    @Test("a remote call returns values, structs, arrays and Void; overloads are told apart", .timeLimit(.minutes(1)))
-    func remoteCalls() async throws {
-        let systems = try await Self.systems()
+    @Test(
+        "a remote call returns values, structs, arrays and Void; overloads are told apart", .timeLimit(.minutes(1)),
+        arguments: [Framing.cbor, .json])
+    func remoteCalls(framing: Framing) async throws {
+        let systems = try await Self.systems(framing: framing)
         let greeter = Greeter(actorSystem: systems.server)
         #expect(greeter.id.node == systems.server.node.nodeID)
         let remote = try Greeter.resolve(id: greeter.id, using: systems.client)
