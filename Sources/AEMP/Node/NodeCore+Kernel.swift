@@ -1,5 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import AEMPCodecs
-import Foundation
 import Logging
 
 /// The failure of a remote evaluation, sent back as Perl's `$@`.
@@ -64,7 +70,7 @@ extension NodeCore {
             let known = Self.kernelTags.contains(asked) || functions.lookup(asked) != nil || isDatabaseTag(asked)
             reply(Array(arguments.dropFirst()), [.text(known ? "1" : "")], source: source)
         case "time":
-            reply(Array(arguments), [.float(Date().timeIntervalSince1970)], source: source)
+            reply(Array(arguments), [.float(Self.secondsSinceEpoch())], source: source)
         case "eval":
             evaluate(Array(arguments), from: source)
         default:
@@ -178,5 +184,15 @@ extension NodeCore {
         runInPort(name) {
             try function(FunctionContext(node: facade, port: port, sourceNode: source), Array(arguments.dropFirst(2)))
         }
+    }
+}
+
+extension NodeCore {
+    /// The wall-clock time in seconds since 1970 (Perl: `AE::time`), for the kernel's `time`
+    /// request; read from the system clock so that the library needs no Foundation.
+    static func secondsSinceEpoch() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }
