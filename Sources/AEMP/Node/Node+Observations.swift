@@ -9,7 +9,8 @@ public enum NodeObservation: Sendable, Hashable {
     /// `kil0` arrived or whose node was lost (`transport_error`). Once per death, however many
     /// monitors fired.
     case portDied(PortID, KillReason)
-    /// A handshake failed before the peer was authenticated.
+    /// A handshake failed before the peer was authenticated (not reported: this node reaching
+    /// itself through its own seed address).
     case handshakeFailed(HandshakeFailure)
 }
 
@@ -153,8 +154,10 @@ extension NodeCore {
         for id in registry.callbacks.keys.sorted() { registry.callbacks[id]?(observation) }
     }
 
-    /// A handshake that ended before authentication, for the observers.
+    /// A handshake that ended before authentication, for the observers; not this node meeting
+    /// itself through its own seed address (routine, as in the log).
     func observeHandshakeFailure(_ connection: TransportConnection, message: String, failure: String) {
+        guard connection.peerGreeting?.nodeID != nodeID else { return }
         observe({
             var reason = failure
             if let secret = configuration.secret, !secret.isEmpty {
