@@ -263,7 +263,11 @@ enum DashboardAssets {
       button.onclick = function () { family = f.name; page = 0; shownVersion = -1; renderDatabase(); };
       list.appendChild(button);
     });
-    if (family === null && db.families.length) { family = db.families[0].name; }
+    if (family === null && db.families.length) {
+      // The first of the network's own families, else a reserved one ('g, 'l).
+      var own = db.families.filter(function (f) { return f.name.charAt(0) !== "'"; });
+      family = (own.length ? own : db.families)[0].name;
+    }
     if (family !== null && shownVersion !== db.version) { shownVersion = db.version; loadPage(); }
   }
 
@@ -340,7 +344,7 @@ tr.up td.state { color: #1b5e20; }
 #events { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow: auto; font-size: 12px; }
 #events li { display: grid; grid-template-columns: auto auto 1fr; gap: 6px; padding: 4px 0; border-bottom: 1px solid #eef0f3; }
 #events time { color: var(--muted); font-variant-numeric: tabular-nums; }
-#events .kind { padding: 0 6px; border-radius: 8px; background: #eceff3; }
+#events .kind { align-self: start; padding: 0 6px; border-radius: 8px; background: #eceff3; }
 #events .down .kind, #events .handshake .kind { background: #fde7e7; color: var(--down); }
 #events .up .kind { background: #e3f4e6; color: #1b5e20; }
 #events .port .kind { background: #fff4cc; }
