@@ -2,6 +2,7 @@ import AEMP
 import AEMPCodecs
 import AEMPTestSupport
 import Foundation
+import NIOCore
 import Testing
 
 /// What the dashboard asks of the library: the feed of port deaths and refused handshakes
@@ -112,9 +113,38 @@ struct NodeObservationTests {
         #expect(summary.queuedBytes != nil)
         // What a Perl node sends: numbers as text or floats, an undefined queue.
         #expect(NodeSummary(values: ["1700000000", .float(4), .null]) == NodeSummary(startedAt: 1_700_000_000, ports: 4, queuedBytes: nil))
-        #expect(NodeSummary(values: ["yesterday"]) == nil)
+        #expect(
+            NodeSummary(values: [.bytes(ByteBuffer(string: "1700000000")), .bytes(ByteBuffer(string: "12")), .int(64)])
+                == NodeSummary(startedAt: 1_700_000_000, ports: 12, queuedBytes: 64))
+        #expect(NodeSummary(values: ["yesterday", 1]) == nil)
         _ = ports
         await NodeNetworkTests.shutdown(client, seed)
+    }
+
+    @Test("the two expressions are valid Perl: on Perl's own %PORT, %NODE and %GLOBAL_DB shapes they give what a Swift node gives")
+    func expressionsInPerl() throws {
+        let script = #"""
+            use strict; use warnings;
+            %AnyEvent::MP::Kernel::PORT = (a => 1, b => 2, c => 3);
+            %AnyEvent::MP::Kernel::NODE = (
+                x => bless({ transport => bless({ hdl => bless({ wbuf => "12345" }, "AnyEvent::Handle") }, "AnyEvent::MP::Transport") }, "AnyEvent::MP::Node::Remote"),
+                y => bless({}, "AnyEvent::MP::Node::Remote"),
+                z => bless({ transport => bless({ hdl => bless({}, "AnyEvent::Handle") }, "AnyEvent::MP::Transport") }, "AnyEvent::MP::Node::Remote"),
+            );
+            %AnyEvent::MP::Global::GLOBAL_DB = (workers => { k => 1 }, "'l" => {});
+            my ($summary, $families) = split /\n/, do { local $/; <STDIN> };
+            my @summary = do { package main; eval $summary }; die $@ if $@;
+            print join(",", map { defined ? $_ : "undef" } @summary), "\n";
+            my @families = sort(do { package main; eval $families }); die $@ if $@;
+            print join(",", @families), "\n";
+            """#
+        let result = try ExternalTool.run(
+            ["perl", "-e", script], input: Node.nodeSummaryExpression + "\n" + Node.databaseFamiliesExpression + "\n")
+        #expect(result.status == 0, "\(result.error)")
+        let lines = result.output.split(separator: "\n").map(String.init)
+        let summary = lines.first?.split(separator: ",").map(String.init) ?? []
+        #expect(summary.count == 3 && Int64(summary[0]) != nil && summary[1] == "3" && summary[2] == "5", "\(result.output)")
+        #expect(lines.dropFirst().first == "'l,workers", "\(result.output)")
     }
 
     @Test("a global Swift node lists its database's family names when asked the families expression", .timeLimit(.minutes(1)))

@@ -79,13 +79,15 @@ public struct NodeSummary: Sendable, Hashable {
         self.init(startedAt: startedAt, ports: Int(clamping: ports), queuedBytes: values.count > 2 ? Self.integer(values[2]).map { Int(clamping: $0) } : nil)
     }
 
-    /// An integer, also from a Perl number that arrived as a float or a string.
+    /// An integer, also from a Perl number that arrived as a float or a string (text or bytes).
     private static func integer(_ value: Value) -> Int64? {
         switch value {
         case .int(let number): return number
+        case .uint(let number): return Int64(exactly: number)
         case .float(let number): return number.isFinite ? Int64(exactly: number.rounded(.down)) : nil
-        case .text(let text): return Int64(text)
-        default: return nil
+        default:
+            guard let text = value.stringValue else { return nil }
+            return Int64(text) ?? Double(text).flatMap { $0.isFinite ? Int64(exactly: $0.rounded(.down)) : nil }
         }
     }
 }
