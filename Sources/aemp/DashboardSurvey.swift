@@ -178,8 +178,7 @@ struct DashboardSurvey: Sendable {
     private static func errorText(_ value: Value?) -> String {
         switch value {
         case nil, .null?, .undefined?: ""
-        case .text(let text)?: text
-        case let other?: ArgumentRules.plain(other)
+        case let other?: other.stringValue ?? ArgumentRules.plain(other)
         }
     }
 
