@@ -230,6 +230,34 @@ struct DashboardEndpointTests {
         #expect(await node.finish(timeout: .seconds(10)) == 0, "\(node.transcript)")
     }
 
+    @Test("the dashboard setting: alone it keeps the default node, in a profile it applies; the banner tells about the token")
+    func settingAndBanner() async throws {
+        let sandbox = try CLISandbox()
+        let backend = RecordingBackend()
+        try await sandbox.run(["run", "dashboard", "127.0.0.1:8080"], backend: backend)
+        #expect(backend.runOptions.last?.dashboardAddress == .init(host: "127.0.0.1", port: 8080))
+        #expect(backend.recorded.last?.configuration.binds == ["127.0.0.1:4040"], "the embedded default node")
+        #expect(sandbox.errors.lines.isEmpty, "no unknown-key warning: \(sandbox.errors.lines)")
+        #expect(sandbox.output.text.contains("dashboard:    off (serve it with dashboard <host:port>)"), "the recording backend serves none")
+        sandbox.writeFile(
+            "rc.json", #"{"secret": "s", "profile": {"watch": {"nodeid": "watcher", "dashboard": "[::1]:8081"}}}"#)
+        try await sandbox.run(["run", "watch"], backend: backend)
+        #expect(backend.runOptions.last?.dashboardAddress == .init(host: "::1", port: 8081))
+        #expect(backend.recorded.last?.configuration.nodeID == "watcher")
+        try await sandbox.run(["run", "secret", "s", "dashboard", "*:0"], backend: backend)
+        #expect(backend.runOptions.last?.dashboardAddress == .init(host: "0.0.0.0", port: 0))
+
+        let remote = RecordingBackend(
+            running: RunningNode(
+                nodeID: NodeID("watcher")!, listenerAddresses: ["10.0.0.5:4040"], dashboardURL: "http://10.0.0.5:8080/?token=abc123"))
+        let banner = try CLISandbox()
+        try await banner.run(["run", "secret", "s", "dashboard", "10.0.0.5:8080"], backend: remote)
+        #expect(
+            banner.output.text.contains(
+                "dashboard:    http://10.0.0.5:8080/?token=abc123 (live view in a browser; the token is required: not on loopback)"),
+            "\(banner.output.text)")
+    }
+
     @Test("a bad dashboard address is refused with a clear error")
     func badAddress() async throws {
         let sandbox = try ProcessSandbox(rc: nil)
