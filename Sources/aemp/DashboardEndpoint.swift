@@ -48,6 +48,7 @@ final class DashboardEndpoint: Service, Sendable {
     private let channel: any Channel
     private let hub: DashboardHub
     private let model: DashboardModel
+    private let mirror: DashboardDatabaseMirror
     private let logger: Logger
 
     /// The address it listens on (`ip:port`).
@@ -68,7 +69,8 @@ final class DashboardEndpoint: Service, Sendable {
     ) async throws -> DashboardEndpoint {
         let access = DashboardAccess(host: host, token: token)
         let hub = DashboardHub()
-        let model = DashboardModel(selfNode: node.nodeID)
+        let mirror = DashboardDatabaseMirror(node: node)
+        let model = DashboardModel(selfNode: node.nodeID, mirror: mirror)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -98,11 +100,16 @@ final class DashboardEndpoint: Service, Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        return DashboardEndpoint(access: access, node: node, channel: channel, hub: hub, model: model, logger: logger)
+        return DashboardEndpoint(
+            access: access, node: node, channel: channel, hub: hub, model: model, mirror: mirror, logger: logger)
     }
 
-    private init(access: DashboardAccess, node: Node, channel: any Channel, hub: DashboardHub, model: DashboardModel, logger: Logger) {
+    private init(
+        access: DashboardAccess, node: Node, channel: any Channel, hub: DashboardHub, model: DashboardModel,
+        mirror: DashboardDatabaseMirror, logger: Logger
+    ) {
         self.access = access
+        self.mirror = mirror
         self.node = node
         self.channel = channel
         self.hub = hub
@@ -130,12 +137,14 @@ final class DashboardEndpoint: Service, Sendable {
             channel.close(promise: nil)
         }
         hub.closeAll()
+        mirror.stop()
     }
 
     /// Closes the listener and the WebSockets.
     func close() async {
         try? await channel.close()
         hub.closeAll()
+        mirror.stop()
     }
 
     /// The snapshot loop, the survey loop and the event feeds, until cancelled.

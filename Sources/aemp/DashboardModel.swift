@@ -14,9 +14,10 @@ actor DashboardModel {
     /// How long a node that is gone stays on the page.
     static let forgetAfter: Double = 600
     static let forgetAnonymousAfter: Double = 30
-    /// Database pages: keys per page, characters per value.
+    /// Database pages: keys per page, characters per value, keys kept per family.
     static let pageSize = 25
     static let valueLimit = 300
+    static let keyLimit = 1000
 
     private struct Record {
         var firstSeen: Double
@@ -40,13 +41,16 @@ actor DashboardModel {
     /// as a steady rate instead of alternating with zero.
     static let rateWindow: Double = 2
     private var survey: DashboardSurvey.Result?
-    private var databaseVersion = 0
-    private var database: [String: [(key: String, value: String)]] = [:]
+    /// The database as last rendered from the mirror, and the mirror's version then.
+    private var database: [String: (count: Int, entries: [(key: String, value: String)])] = [:]
+    private var databaseVersion = -1
     private var databaseError: String?
+    let mirror: DashboardDatabaseMirror?
     private var latest: DashboardSnapshot?
 
-    init(selfNode: NodeID) {
+    init(selfNode: NodeID, mirror: DashboardDatabaseMirror? = nil) {
         self.selfNode = selfNode
+        self.mirror = mirror
     }
 
     // MARK: Input
@@ -94,16 +98,7 @@ actor DashboardModel {
             record.isGlobal = record.isGlobal || probe.isGlobal
             records[probe.node] = record
         }
-        if let contents = result.database {
-            var rendered: [String: [(key: String, value: String)]] = [:]
-            for (family, values) in contents {
-                rendered[family] = values.keys.sorted().map { key in (key, Self.render(values[key]!)) }
-            }
-            if !Self.same(rendered, database) {
-                database = rendered
-                databaseVersion += 1
-            }
-        }
+        if let families = result.families { mirror?.watch(families) }
         databaseError = result.databaseError
     }
 
@@ -223,11 +218,12 @@ actor DashboardModel {
             }
         }
 
+        refreshDatabase()
         let families = database.keys.sorted().map { DashboardSnapshot.Database.Family(name: $0, count: database[$0]!.count) }
         let snapshot = DashboardSnapshot(
             time: time, selfNode: selfNode.rawValue, master: master?.rawValue, nodes: nodes, links: links,
             events: Array(events.suffix(Self.eventsSent)),
-            database: .init(families: families, version: databaseVersion, error: databaseError),
+            database: .init(families: families, version: max(0, databaseVersion), error: databaseError),
             surveyedAt: survey?.endedAt, surveySeconds: survey.map { $0.endedAt - $0.startedAt })
         latest = snapshot
         return snapshot
@@ -238,12 +234,12 @@ actor DashboardModel {
 
     /// One page of a family (`nil`: no such family).
     func databasePage(family: String, page: Int) -> DashboardDatabasePage? {
-        guard let entries = database[family] else { return nil }
+        guard let entries = database[family]?.entries else { return nil }
         let pages = max(1, (entries.count + Self.pageSize - 1) / Self.pageSize)
         let page = min(max(0, page), pages - 1)
         let slice = entries.dropFirst(page * Self.pageSize).prefix(Self.pageSize)
         return DashboardDatabasePage(
-            family: family, page: page, pages: pages, count: entries.count,
+            family: family, page: page, pages: pages, count: database[family]!.count,
             entries: slice.map { .init(key: $0.key, value: $0.value) })
     }
 
@@ -260,12 +256,16 @@ actor DashboardModel {
         return text.count > valueLimit ? String(text.prefix(valueLimit)) + "…" : text
     }
 
-    private static func same(_ a: [String: [(key: String, value: String)]], _ b: [String: [(key: String, value: String)]]) -> Bool {
-        guard a.count == b.count else { return false }
-        for (family, entries) in a {
-            guard let other = b[family], other.count == entries.count else { return false }
-            for (x, y) in zip(entries, other) where x.key != y.key || x.value != y.value { return false }
+    /// Renders the mirror's families again when they changed (at most ``keyLimit`` keys each, in
+    /// key order).
+    private func refreshDatabase() {
+        guard let mirror else { return }
+        let (version, families) = mirror.contents
+        guard version != databaseVersion else { return }
+        databaseVersion = version
+        database = families.mapValues { family in
+            let keys = family.keys.sorted().prefix(Self.keyLimit)
+            return (family.count, keys.map { ($0, Self.render(family[$0]!)) })
         }
-        return true
     }
 }

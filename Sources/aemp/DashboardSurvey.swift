@@ -9,12 +9,9 @@ import Foundation
 /// ``AEMP/Node/nodeSummaryExpression`` (start time, ports, queued bytes). A node that answers `time`
 /// but no `eval` runs in secure mode; it is not asked to `eval` again for a while (each refusal is a
 /// warning in its log). The nodes its connections name are asked next, breadth first. Finally the
-/// database: the family names from the master (`eval` of ``AEMP/Node/databaseFamiliesExpression``)
-/// and each family's contents (`db_family`), bounded.
+/// database's family names from the master (`eval` of ``AEMP/Node/databaseFamiliesExpression``; the
+/// reserved `'l` and `'g` always), which the ``DashboardDatabaseMirror`` then follows with `db_mon`.
 struct DashboardSurvey: Sendable {
-    /// Families read at most, and keys kept per family.
-    static let familyLimit = 64
-    static let keyLimit = 10_000
     /// How long a node that refused `eval` is not asked again.
     static let secureBackoff: Double = 60
 
@@ -48,8 +45,8 @@ struct DashboardSurvey: Sendable {
         var startedAt: Double
         var endedAt: Double
         var nodes: [NodeID: Probe]
-        /// Family → key → value; `nil` when no master answered.
-        var database: [String: [String: Value]]?
+        /// The database's families (`nil`: no master), or why they are not all known.
+        var families: [String]?
         var databaseError: String?
     }
 
@@ -120,7 +117,7 @@ struct DashboardSurvey: Sendable {
         }
 
         var result = Result(startedAt: startedAt, endedAt: startedAt, nodes: probes)
-        await readDatabase(into: &result, listeners: listeners)
+        await readFamilies(into: &result)
         result.endedAt = Date().timeIntervalSince1970
         return result
     }
@@ -192,8 +189,8 @@ struct DashboardSurvey: Sendable {
         return error.description
     }
 
-    /// The family names from the master, then each family (bounded).
-    private func readDatabase(into result: inout Result, listeners: [NodeID: [String]]?) async {
+    /// The family names from the master.
+    private func readFamilies(into result: inout Result) async {
         guard let master = await node.databaseMaster() else {
             result.databaseError = "no database master connected"
             return
@@ -209,25 +206,10 @@ struct DashboardSurvey: Sendable {
         case .failure(let error):
             result.databaseError = "the master \(master) did not answer: \(error)"
         }
-        let chosen = Array(names.sorted().prefix(Self.familyLimit))
-        let node = self.node
-        let timeout = self.timeout
-        let contents = await withTaskGroup(of: (String, [String: Value]?).self) { group in
-            for family in chosen {
-                group.addTask { (family, try? await node.dbFamily(family, timeout: timeout)) }
-            }
-            var contents: [String: [String: Value]] = [:]
-            for await (family, values) in group {
-                guard let values else { continue }
-                if values.count > Self.keyLimit {
-                    let keys = values.keys.sorted().prefix(Self.keyLimit)
-                    contents[family] = Dictionary(uniqueKeysWithValues: keys.map { ($0, values[$0]!) })
-                } else {
-                    contents[family] = values
-                }
-            }
-            return contents
+        // The network's own families first, then the reserved ones ('g, 'l).
+        result.families = names.sorted { ($0.hasPrefix("'") ? 1 : 0, $0) < ($1.hasPrefix("'") ? 1 : 0, $1) }
+        if names.count > DashboardDatabaseMirror.familyLimit, result.databaseError == nil {
+            result.databaseError = "\(names.count) families: following the first \(DashboardDatabaseMirror.familyLimit)"
         }
-        result.database = contents
     }
 }
