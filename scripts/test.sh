@@ -4,8 +4,10 @@
 #   scripts/test.sh [extra swift test arguments]
 # Debian packages: dnsmasq-base (the dnsmasq binary without its system service: a real DNS server for the SRV tests), iproute2 (network namespaces as test hosts), libcbor-xs-perl and
 # libjson-xs-perl (Perl's own codecs, to check that what we encode decodes in Perl), openssl (the TLS tests
-# make their certificates with it), curl (a real HTTP client scraping the Prometheus endpoint).
-# PyPI packages: cbor2 (an independent CBOR implementation for cross-checks).
+# make their certificates with it), curl (a real HTTP client scraping the Prometheus endpoint and the
+# dashboard), chromium and chromium-driver (the dashboard's browser test, headless).
+# PyPI packages: cbor2 (an independent CBOR implementation for cross-checks), selenium (drives the
+# dashboard's browser test through chromium-driver; Selenium Manager is kept offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,10 @@ command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 [ -x /usr/bin/curl ] || [ -x /bin/curl ] || need_debs+=(curl)
 # iproute2: the multi-host tests make their hosts as network namespaces (ip netns, veth, a bridge).
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need_debs+=(iproute2)
+# chromium, chromium-driver: DashboardBrowserTests opens the dashboard in headless Chromium (about
+# 110 MB of packages; in CI a missing browser fails that test, locally it is skipped).
+[ -x /usr/bin/chromium ] || need_debs+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_debs+=(chromium-driver)
 
 install_failed=0
 if [ ${#need_debs[@]} -gt 0 ]; then
@@ -33,6 +39,11 @@ fi
 if ! python3 -c 'import cbor2' >/dev/null 2>&1; then
     echo "scripts/test.sh: installing PyPI package cbor2"
     python3 -m pip install --quiet --disable-pip-version-check cbor2 || install_failed=1
+fi
+
+if ! python3 -c 'import selenium' >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing PyPI package selenium"
+    python3 -m pip install --quiet --disable-pip-version-check selenium || install_failed=1
 fi
 
 if [ "$install_failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then

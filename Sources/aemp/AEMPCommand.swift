@@ -41,6 +41,10 @@ struct AEMPCommand: AsyncParsableCommand {
             `aemp run ... log_level <level>` sets their level for a node (trace, debug, info, notice, \
             warning, error, critical; default info), and AEMP_LOG_LEVEL sets it for any command and wins \
             over log_level.
+
+            `aemp run ... metrics <host:port>` serves Prometheus metrics; `aemp run ... dashboard \
+            <host:port>` serves a live, read-only view of the network for a browser (the banner prints \
+            its URL; on an address other than loopback the URL carries a random access token, required).
             """,
         subcommands: chainedCommands
     )

@@ -25,6 +25,8 @@ struct RunningNode: Sendable, Hashable {
     var listenerAddresses: [String]
     /// Where the Prometheus endpoint listens (`ip:port`), when `metrics` is set.
     var metricsAddress: String? = nil
+    /// The URL of the live dashboard (with its access token, if it needs one), when `dashboard` is set.
+    var dashboardURL: String? = nil
 }
 
 /// What `aemp run` adds to a node beyond its configuration.
@@ -39,6 +41,8 @@ struct RunOptions: Sendable, Hashable {
     var dataPriority: DataThreadPriority? = nil
     /// Where to serve Prometheus metrics (`metrics`, `host:port`); `nil`: no endpoint.
     var metricsAddress: HostPort? = nil
+    /// Where to serve the live dashboard (`dashboard`, `host:port`); `nil`: no dashboard.
+    var dashboardAddress: HostPort? = nil
 
     /// A host and a port to listen on.
     struct HostPort: Sendable, Hashable {
@@ -154,8 +158,20 @@ struct LiveNodeBackend: NodeBackend {
                 throw CLIError("run: cannot serve metrics on \(address.host):\(address.port): \(error)")
             }
         }
-        // The node and the metrics endpoint as a service group: the first SIGINT or SIGTERM shuts
-        // them down gracefully (the endpoint first, then the node, which flushes what is queued),
+        if let address = options.dashboardAddress {
+            do {
+                let dashboard = try await DashboardEndpoint.start(host: address.host, port: address.port, node: node, logger: logger)
+                services.append(dashboard)
+                running.dashboardURL = dashboard.url
+            } catch {
+                for case let endpoint as MetricsEndpoint in services { await endpoint.close() }
+                await node.shutdown()
+                try? await dataGroup?.shutdownGracefully()
+                throw CLIError("run: cannot serve the dashboard on \(address.host):\(address.port): \(error)")
+            }
+        }
+        // The node, the metrics endpoint and the dashboard as a service group: the first SIGINT or SIGTERM shuts
+        // them down gracefully (the endpoints first, then the node, which flushes what is queued),
         // a second one ends the process at once.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -23,8 +23,10 @@ enum NodeCommands {
     static let dataPriorityKey = "data_priority"
     /// The `aemp run` setting that serves Prometheus metrics: `host:port`.
     static let metricsKey = "metrics"
+    /// The `aemp run` setting that serves the live dashboard: `host:port`.
+    static let dashboardKey = "dashboard"
     /// Settings of `aemp run` itself, not of the node's configuration (Perl `configure` knows none).
-    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey, metricsKey]
+    static let runOnlyKeys: Set<String> = [sendFileDirectoryKey, dataPriorityKey, metricsKey, dashboardKey]
 
     // MARK: run
 
@@ -45,6 +47,9 @@ enum NodeCommands {
         /// The `metrics` setting: where to serve Prometheus metrics (`nil`: nowhere).
         var metricsHost: String? = nil
         var metricsPort: Int? = nil
+        /// The `dashboard` setting: where to serve the live dashboard (`nil`: nowhere).
+        var dashboardHost: String? = nil
+        var dashboardPort: Int? = nil
     }
 
     /// Resolves `aemp run` arguments (Perl `configure` arguments; an odd count starts with the profile
@@ -81,6 +86,7 @@ enum NodeCommands {
                     resolved: resolved, configPath: path, usesEmbeddedDefaults: true, generatedSecret: generated,
                     sendfileDirectory: try sendfileDirectory(settings), dataPriority: try dataPriority(settings))
                 (plan.metricsHost, plan.metricsPort) = try metricsAddress(settings)
+                (plan.dashboardHost, plan.dashboardPort) = try dashboardAddress(settings)
                 return plan
             }
             let settings = try ProfileSettings(configureArguments: arguments)
@@ -100,6 +106,7 @@ enum NodeCommands {
                 resolved: resolved, configPath: path, usesEmbeddedDefaults: false, generatedSecret: false,
                 sendfileDirectory: try sendfileDirectory(resolved.settings), dataPriority: try dataPriority(resolved.settings))
             (plan.metricsHost, plan.metricsPort) = try metricsAddress(resolved.settings)
+            (plan.dashboardHost, plan.dashboardPort) = try dashboardAddress(resolved.settings)
             return plan
         } catch let error as ConfigFileError {
             throw CLIError("run: \(error)")
@@ -148,11 +155,24 @@ enum NodeCommands {
     ///
     /// - Throws: ``CLIError`` for anything else.
     static func metricsAddress(_ settings: ProfileSettings) throws(CLIError) -> (String?, Int?) {
-        guard let value = settings[metricsKey], !value.isNull else { return (nil, nil) }
+        try listenAddress(settings, key: metricsKey, example: "127.0.0.1:9464")
+    }
+
+    /// The `dashboard` setting, checked like ``metricsAddress(_:)``; `(nil, nil)` when absent.
+    ///
+    /// - Throws: ``CLIError`` for anything but `host:port`.
+    static func dashboardAddress(_ settings: ProfileSettings) throws(CLIError) -> (String?, Int?) {
+        try listenAddress(settings, key: dashboardKey, example: "127.0.0.1:8080")
+    }
+
+    /// A `host:port` setting of `aemp run` (IPv6 in brackets, `*` or an empty host for every
+    /// address, port 0 picks a free one).
+    private static func listenAddress(_ settings: ProfileSettings, key: String, example: String) throws(CLIError) -> (String?, Int?) {
+        guard let value = settings[key], !value.isNull else { return (nil, nil) }
         let text = ArgumentRules.plain(value)
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
         else {
-            throw CLIError("run: \(metricsKey) must be host:port (e.g. 127.0.0.1:9464), got \(text)")
+            throw CLIError("run: \(key) must be host:port (e.g. \(example)), got \(text)")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -170,6 +190,7 @@ enum NodeCommands {
         var options = RunOptions(
             logLevel: logLevel.level, sendfileDirectory: plan.sendfileDirectory, dataPriority: plan.dataPriority)
         if let host = plan.metricsHost, let port = plan.metricsPort { options.metricsAddress = .init(host: host, port: port) }
+        if let host = plan.dashboardHost, let port = plan.dashboardPort { options.dashboardAddress = .init(host: host, port: port) }
         try await context.backend.run(plan.resolved.configuration, options: options) { node in
             for line in banner(node: node, plan: plan, logLevel: logLevel) { context.output(line) }
         }
@@ -203,6 +224,11 @@ enum NodeCommands {
         lines.append(
             "  metrics:      "
                 + (node.metricsAddress.map { "http://\($0)/metrics (Prometheus text format)" } ?? "off (serve them with metrics <host:port>)"))
+        lines.append(
+            "  dashboard:    "
+                + (node.dashboardURL.map { url in
+                    "\(url) (live view in a browser" + (url.contains("?token=") ? "; the token is required: not on loopback)" : ")")
+                } ?? "off (serve it with dashboard <host:port>)"))
         lines.append("  shutdown:     Ctrl-C or SIGTERM flushes queued messages for up to \(configuration.shutdownTimeout) (shutdown_timeout)")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),

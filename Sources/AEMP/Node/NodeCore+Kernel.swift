@@ -129,8 +129,19 @@ extension NodeCore {
 
     /// The Perl expressions a Swift node answers itself, as a Perl node would, with or without an
     /// evaluator: `AnyEvent::MP::Kernel::up_nodes` (optionally with `()` and a trailing `;`), the
-    /// IDs of the connected nodes, which `aemp trace` asks every node for.
+    /// IDs of the connected nodes, which `aemp trace` asks every node for; and, verbatim,
+    /// ``Node/nodeSummaryExpression`` and ``Node/databaseFamiliesExpression`` (the dashboard's
+    /// questions).
     func builtinEvaluation(_ code: String) -> Result<[Value], EvalError>? {
+        switch code.trimmingSpaces() {
+        case Node.nodeSummaryExpression:
+            let figures = self.summary()
+            return .success([.int(figures.startedAt), .int(Int64(figures.ports)), .int(Int64(figures.queuedBytes ?? 0))])
+        case Node.databaseFamiliesExpression:
+            return .success((database.globalDatabase?.merged.keys.sorted() ?? []).map { .text($0) })
+        default:
+            break
+        }
         var expression = Substring(code.trimmingSpaces())
         if expression.hasSuffix(";") { expression = expression.dropLast() }
         if expression.hasSuffix("()") { expression = expression.dropLast(2) }

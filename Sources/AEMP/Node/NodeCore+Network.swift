@@ -459,6 +459,7 @@ extension NodeCore: TransportConnectionDelegate {
         guard let (_, purpose) = entry else { return }
         let failure = c.failureDescription(message)
         let greeted = c.peerGreeting?.nodeID
+        if !authenticated { observeHandshakeFailure(c, message: message, failure: failure) }
         switch purpose {
         case .accepted:
             if greeted == nodeID {

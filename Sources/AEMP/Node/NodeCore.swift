@@ -2,6 +2,7 @@ import AEMPCodecs
 import AEMPHandle
 import AEMPSocket
 import DequeModule
+import Foundation
 import Logging
 import NIOCore
 import Synchronization
@@ -37,6 +38,8 @@ final class LocalPort {
 final class NodeCore {
     let nodeID: NodeID
     let eventLoop: any EventLoop
+    /// When the node was created, seconds since 1970 (``NodeSummary/startedAt``).
+    let startedAt = Int64(Date().timeIntervalSince1970)
     /// The group the node's data connections go to (`Node.start`'s `dataGroup`; `nil`:
     /// `Node.defaultDataGroup`).
     private let dataGroup: (any EventLoopGroup)?
@@ -249,6 +252,7 @@ final class NodeCore {
         if port.monitors.isEmpty, port.remoteWatchers.isEmpty, !reason.isNormal {
             logger.info("unmonitored local port \(name) died with reason: \(reason)")
         }
+        if !port.monitors.isEmpty { observe(.portDied(PortID(node: nodeID, name: name), reason)) }
         for id in port.monitors.keys.sorted() {
             fire(port.monitors[id]!, reason)
         }

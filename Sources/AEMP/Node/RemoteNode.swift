@@ -92,6 +92,7 @@ final class RemoteNode {
     /// `kil0` from the node: the monitors of that port fire once and are removed.
     func fireMonitors(portName: String, _ reason: KillReason) {
         guard let actions = monitors.removeValue(forKey: portName) else { return }
+        core.observe(.portDied(PortID(node: nodeID, name: portName), reason))
         for id in actions.keys.sorted() {
             core.fire(actions[id]!, reason)
         }
@@ -210,6 +211,7 @@ final class RemoteNode {
         let fired = monitors
         monitors.removeAll()
         for portName in fired.keys.sorted() {
+            core.observe(.portDied(PortID(node: nodeID, name: portName), reason))
             for id in fired[portName]!.keys.sorted() {
                 core.fire(fired[portName]![id]!, reason)
             }
