@@ -2,7 +2,6 @@ import AEMPCodecs
 import AEMPHandle
 import AEMPSocket
 import DequeModule
-import Foundation
 import Logging
 import NIOCore
 import Synchronization
@@ -39,7 +38,7 @@ final class NodeCore {
     let nodeID: NodeID
     let eventLoop: any EventLoop
     /// When the node was created, seconds since 1970 (``NodeSummary/startedAt``).
-    let startedAt = Int64(Date().timeIntervalSince1970)
+    let startedAt = Int64(NodeCore.secondsSinceEpoch())
     /// The group the node's data connections go to (`Node.start`'s `dataGroup`; `nil`:
     /// `Node.defaultDataGroup`).
     private let dataGroup: (any EventLoopGroup)?
