@@ -6,7 +6,8 @@
 //   NodeBenchmarks drive  <port> [framing] [messages] [round-trips]   the driver node
 //   NodeBenchmarks sizes  [framing] [round-trips]                encoded ping/pong sizes on the wire
 // framing: cbor (default) or json, optionally with "+autocork" (both nodes coalesce writes per tick)
-// and then "+metrics" (both nodes report to a real swift-metrics backend, swift-prometheus).
+// and then "+metrics" (both nodes report to a real swift-metrics backend, swift-prometheus); a
+// "+busypoll" before all of them makes both nodes poll 300 µs after each message (`busy_poll`).
 //   NodeBenchmarks rawtcp-server <port> <ping-bytes> <pong-bytes> [lifetime-s]
 //   NodeBenchmarks rawtcp-client <port> <ping-bytes> <pong-bytes> [round-trips]
 //   NodeBenchmarks nio-server|nio-client ...   the same ping-pong on plain SwiftNIO channels (diagnostic)
@@ -65,6 +66,8 @@ func intArgument(_ index: Int, default value: Int) -> Int {
 struct Variant {
     var framing: Framing
     var autocork: Bool
+    /// `+busypoll`: both nodes' `busyPoll` (zero: off).
+    var busyPoll: Duration = .zero
     /// The argument as given; printed as `framing=` in result lines.
     var label: String
 }
@@ -77,6 +80,11 @@ func variantArgument(_ index: Int) -> Variant {
         name = name.dropLast("+metrics".count)
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
     }
+    var busyPoll = Duration.zero
+    if name.hasSuffix("+busypoll") {
+        name = name.dropLast("+busypoll".count)
+        busyPoll = .microseconds(300)
+    }
     var autocork = false
     if name.hasSuffix("+autocork") {
         name = name.dropLast("+autocork".count)
@@ -84,7 +92,7 @@ func variantArgument(_ index: Int) -> Variant {
     }
     let framing = Framing(rawValue: String(name))
     guard framing.isSupported else { fail("unknown framing \(label) (cbor or json, optionally +autocork)") }
-    return Variant(framing: framing, autocork: autocork, label: label)
+    return Variant(framing: framing, autocork: autocork, busyPoll: busyPoll, label: label)
 }
 
 /// Monotonic nanoseconds.
@@ -129,9 +137,11 @@ func serve() async throws {
     let port = intArgument(2, default: 4040)
     let variant = variantArgument(3)
     let lifetime = intArgument(4, default: 600)
-    let node = try await Node.start(NodeConfiguration(
+    var configuration = NodeConfiguration(
         nodeID: serverNodeID, binds: ["127.0.0.1:\(port)"], secret: secret, framingFormats: [variant.framing],
-        autocork: variant.autocork))
+        autocork: variant.autocork)
+    configuration.busyPoll = variant.busyPoll
+    let node = try await Node.start(configuration)
     // The sink counts messages; `["done", replyport]` answers `[count]` and starts counting again.
     node.registerFunction("bench::sink") { context, _ in
         guard let me = context.port else { return }
@@ -242,9 +252,11 @@ func drive() async throws {
     let variant = variantArgument(3)
     let messages = intArgument(4, default: 200_000)
     let roundTrips = intArgument(5, default: 10_000)
-    let node = try await Node.start(NodeConfiguration(
+    var configuration = NodeConfiguration(
         nodeID: driverNodeID, binds: ["127.0.0.1:0"], seeds: ["127.0.0.1:\(port)"], secret: secret,
-        framingFormats: [variant.framing], autocork: variant.autocork))
+        framingFormats: [variant.framing], autocork: variant.autocork)
+    configuration.busyPoll = variant.busyPoll
+    let node = try await Node.start(configuration)
     let server = NodeID(serverNodeID)!
     // Wait until the seed connection to the server is up (bounded).
     let deadline = now() + 20_000_000_000

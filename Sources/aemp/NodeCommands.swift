@@ -229,6 +229,10 @@ enum NodeCommands {
                 + (node.dashboardURL.map { url in
                     "\(url) (live view in a browser" + (url.contains("?token=") ? "; the token is required: not on loopback)" : ")")
                 } ?? "off (serve it with dashboard <host:port>)"))
+        if configuration.busyPoll > .zero {
+            lines.append(
+                "  busy poll:    \(configuration.busyPoll) after each message (busy_poll: lower latency, a core spins meanwhile)")
+        }
         lines.append("  shutdown:     Ctrl-C or SIGTERM flushes queued messages for up to \(configuration.shutdownTimeout) (shutdown_timeout)")
         let examples = [
             ("aemp nodes", "the nodes that are up in the network"),

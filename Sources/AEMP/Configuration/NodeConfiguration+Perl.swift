@@ -28,7 +28,7 @@ extension NodeConfiguration {
     public static let perlKeys: Set<String> = [
         "nodeid", "binds", "seeds", "secret", "cert", "auth_offer", "auth_accept", "framing_format",
         "monitor_timeout", "connect_interval", "nodelay", "autocork", "secure", "services", "liveness_timeout",
-        "shutdown_timeout",
+        "shutdown_timeout", "busy_poll",
     ]
 
     /// Creates a configuration from Perl `configure` arguments / profile keys, starting from the
@@ -72,6 +72,7 @@ extension NodeConfiguration {
         case "connect_interval": connectInterval = try Self.duration(key, value)
         case "liveness_timeout": livenessTimeout = try Self.duration(key, value, zeroAllowed: true)
         case "shutdown_timeout": shutdownTimeout = try Self.duration(key, value, zeroAllowed: true)
+        case "busy_poll": busyPoll = try Self.duration(key, value, zeroAllowed: true)
         case "nodelay": nodelay = try Self.bool(key, value)
         case "autocork": autocork = try Self.bool(key, value)
         case "secure": secure = try Self.bool(key, value)
@@ -134,7 +135,7 @@ extension NodeConfiguration {
             let expected = zeroAllowed ? "a number of seconds, 0 or more" : "a positive number of seconds"
             throw NodeConfigurationError(key: key, reason: "expected \(expected)")
         }
-        return .milliseconds(Int64((seconds * 1000).rounded()))
+        return .microseconds(Int64((seconds * 1_000_000).rounded()))
     }
 
     /// Perl truth: `undef`, `""`, `"0"` and 0 are false, everything else is true.

@@ -437,13 +437,15 @@ extension NodeCore: TransportConnectionDelegate {
         }
     }
 
-    func connection(_ c: TransportConnection, received message: [Value]) {
+    func connection(_ c: TransportConnection, received message: consuming [Value]) {
         guard let remote = c.attachedNode, remote.link === c else { return }
-        // The transport guarantees a text port name in element 0. The decoded array is ours alone:
-        // removing the name in place spares a second array per message.
-        guard case .text(let portName)? = message.first else { return }
+        // The transport guarantees a text port name in element 0. The decoded array is handed over
+        // (`consuming`), so it is ours alone: removing the name in place spares a second array per
+        // message.
         var elements = message
+        guard case .text(let portName)? = elements.first else { return }
         elements.removeFirst()
+        if configuration.busyPoll > .zero { keepPolling() }
         deliver(name: portName, elements, source: remote.nodeID)
     }
 
@@ -548,4 +550,33 @@ public struct NodeError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The explanation.
     public var description: String { message }
+}
+
+extension NodeCore {
+    /// Keeps the loop polling its sockets for ``NodeConfiguration/busyPoll`` after now: a timer that
+    /// re-arms itself every few microseconds until the deadline passes. The loop's selector then
+    /// waits at most that long, so the thread never sleeps deeply and arriving bytes are read without
+    /// a full wake-up. (An immediate task would not do: the loop runs every ready task before it
+    /// polls again, so a task that re-queues itself would keep the sockets unread.)
+    func keepPolling() {
+        busyPollUntil = .now() + configuration.busyPoll.timeAmount
+        guard !busyPolling else { return }
+        busyPolling = true
+        scheduleBusyPollTick()
+    }
+
+    private func scheduleBusyPollTick() {
+        eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.busyPollPeriod) { self.busyPollTick() }
+    }
+
+    /// How often the busy-poll timer fires.
+    static let busyPollPeriod = TimeAmount.microseconds(5)
+
+    private func busyPollTick() {
+        guard !isShutDown, NIODeadline.now() < busyPollUntil else {
+            busyPolling = false
+            return
+        }
+        scheduleBusyPollTick()
+    }
 }

@@ -64,6 +64,10 @@ final class NodeCore {
     var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
     var nextMonitorID: UInt64 = 0
     var isShutDown = false
+    /// Busy polling (``NodeConfiguration/busyPoll``): the loop polls until this deadline.
+    var busyPollUntil = NIODeadline.uptimeNanoseconds(0)
+    /// A busy-poll task is queued on the loop.
+    var busyPolling = false
     /// A graceful shutdown is under way: no accepting, no reconnecting.
     var isStopping = false
     /// Succeeded when the node has shut down (``Node/run()``).

@@ -139,7 +139,7 @@ final class UpgradeDial: TransportConnectionDelegate, @unchecked Sendable {
         return false  // the handle is handed over
     }
 
-    func connection(_ c: TransportConnection, received message: [Value]) {}
+    func connection(_ c: TransportConnection, received message: consuming [Value]) {}
 
     func connection(_ c: TransportConnection, closedWith message: String, authenticated: Bool) {
         guard !ended else { return }

@@ -45,7 +45,7 @@ protocol TransportConnectionDelegate: AnyObject {
     /// destination port name, always as ``AEMPCodecs/Value/text(_:)`` (a CBOR byte string is
     /// converted: UTF-8 when it is valid UTF-8, else one character per byte as Perl would see it).
     /// The other elements are handed over exactly as decoded (CBOR byte strings stay `.bytes`).
-    func connection(_ c: TransportConnection, received message: [Value])
+    func connection(_ c: TransportConnection, received message: consuming [Value])
 
     /// The connection ended: handshake failure (``HandshakeError`` text, e.g.
     /// `authentication failure/shared secret mismatch`, `Connection timed out`,
@@ -590,7 +590,7 @@ final class TransportConnection {
             var message: [Value]
             do {
                 guard let value = try handle.withReadBuffer({ buffer in try decodeNext(&buffer) }) else { return }
-                guard case .array(let elements) = value else {
+                guard case .array(let elements) = consume value else {
                     finish("malformed \(receiveFramingName) message: not an array", authenticated: true)
                     return
                 }
@@ -609,7 +609,7 @@ final class TransportConnection {
                 return
             }
             traffic.messagesReceived &+= 1
-            delegate?.connection(self, received: message)
+            delegate?.connection(self, received: consume message)
         }
     }
 
