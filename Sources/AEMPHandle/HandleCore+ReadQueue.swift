@@ -155,6 +155,11 @@ extension HandleCore {
                 break
             }
         }
+        if readBuffer.readableBytes == 0, readBuffer.capacity > 0 {
+            // Everything consumed: let go of the storage. It is usually NIO's receive buffer, which
+            // NIO reuses for the next read only when nobody else holds it.
+            readBuffer = ByteBuffer()
+        }
         if sawEOF {
             if let onEof {
                 if let handle = facade { onEof(handle) }

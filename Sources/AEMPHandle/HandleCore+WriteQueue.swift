@@ -48,14 +48,14 @@ extension HandleCore {
         let attached = channel != nil
         let writing = isWriting
         guard !attached || writing || autocork else {
-            var buffer = allocator.buffer(capacity: Self.encodingCapacity)
+            var buffer = freshWriteBuffer()
             try body(&buffer)
             pushWrite(buffer)
             return
         }
         // Moved out while `body` runs: unique storage (no copy on write) and no overlapping access
         // should `body` look at the handle.
-        var buffer = corked.take() ?? allocator.buffer(capacity: Self.encodingCapacity)
+        var buffer = corked.take() ?? freshWriteBuffer()
         let start = buffer.writerIndex
         do {
             try body(&buffer)
@@ -70,6 +70,19 @@ extension HandleCore {
         // Autocork with nothing outstanding: the same as pushWrite.
         scheduleCorkedFlush()
         checkWriteBufferMax()
+    }
+
+    /// Buffers up to this capacity are kept as ``spareWriteBuffer`` after they were written.
+    static let spareBufferMaximumCapacity = 64 * 1024
+
+    /// An empty buffer to encode into: the spare one (its storage reused when the channel no longer
+    /// holds it), else a new one.
+    func freshWriteBuffer() -> ByteBuffer {
+        if var spare = spareWriteBuffer.take() {
+            spare.clear()
+            return spare
+        }
+        return allocator.buffer(capacity: Self.encodingCapacity)
     }
 
     /// Puts the pending buffer back after ``pushWrite(encoding:)``; bytes that a nested write queued
@@ -134,6 +147,7 @@ extension HandleCore {
             return
         }
         channel.writeAndFlush(data, promise: promise)
+        if data.capacity <= Self.spareBufferMaximumCapacity { spareWriteBuffer = data }
         if !destroyed { writeProgressMark = channelOutstanding }
     }
 

@@ -70,6 +70,10 @@ final class HandleCore: ChannelInboundHandler {
     // Write side.
     var inflight = 0
     var corked: ByteBuffer?
+    /// The last buffer handed to the channel, kept to encode the next message into once the channel
+    /// has let go of it (`clear()` reuses storage nobody else holds), so that a connection that
+    /// writes one message per tick does not allocate a buffer per message.
+    var spareWriteBuffer: ByteBuffer?
     /// ``channelOutstanding`` when write activity was last recorded: partial writes in between count
     /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
     var writeProgressMark = 0
