@@ -182,7 +182,9 @@ extension HandleCore {
             flushCorked()
             return
         }
-        if onDrain != nil, lowWaterMark >= writeBufferLength {
+        // Not again for bytes already reported drained: the socket may take a write (the buffer
+        // reads empty, and setting on_drain reports it) before the write's completion arrives.
+        if onDrain != nil, lowWaterMark >= writeBufferLength, drainReportedEmptyAt != queuedTotal {
             callDrain()
         }
     }
@@ -198,6 +200,7 @@ extension HandleCore {
 
     /// Calls the current `on_drain` action.
     func callDrain() {
+        drainReportedEmptyAt = writeBufferLength == 0 ? queuedTotal : nil
         switch onDrain {
         case .user(let callback):
             if let handle = facade { callback(handle) }

@@ -74,6 +74,8 @@ final class HandleCore: ChannelInboundHandler {
     /// has let go of it (`clear()` reuses storage nobody else holds), so that a connection that
     /// writes one message per tick does not allocate a buffer per message.
     var spareWriteBuffer: ByteBuffer?
+    /// ``queuedTotal`` when `on_drain` was last called with nothing left to write (`nil`: not since).
+    var drainReportedEmptyAt: UInt64?
     /// ``channelOutstanding`` when write activity was last recorded: partial writes in between count
     /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
     var writeProgressMark = 0
@@ -344,7 +346,7 @@ final class HandleCore: ChannelInboundHandler {
             resumeWriteWaiters(upTo: writtenTotal &+ UInt64(inflight - channelOutstanding))
         }
         guard lowWaterMark > 0, onDrain != nil,
-            lowWaterMark >= writeBufferLength
+            lowWaterMark >= writeBufferLength, drainReportedEmptyAt != queuedTotal
         else { return }
         callDrain()
     }

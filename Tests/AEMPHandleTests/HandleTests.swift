@@ -317,6 +317,6 @@ struct HandleTests {
         // writes (a last write that empties the buffer in one go gives only "done"); under load it
         // may not. What must hold: every early call comes before the final one, and the last says done.
         #expect(got.all.last == "done")
-        #expect(got.all.dropLast().allSatisfy { $0 == "early" })
+        #expect(got.all.dropLast().allSatisfy { $0 == "early" }, "\(got.all)")
     }
 }
