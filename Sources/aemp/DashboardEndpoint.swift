@@ -477,7 +477,6 @@ private final class DashboardHTTPHandler: ChannelInboundHandler, RemovableChanne
     ) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: type)
-        headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Content-Type-Options", value: "nosniff")
         headers.add(name: "Referrer-Policy", value: "no-referrer")
@@ -486,17 +485,6 @@ private final class DashboardHTTPHandler: ChannelInboundHandler, RemovableChanne
                 name: "Content-Security-Policy",
                 value: "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'")
         }
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        if !omitBody {
-            let buffer = context.channel.allocator.buffer(bytes: body)
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
-        }
-        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
+        writeHTTPResponse(context, status: status, headers: headers, body: body, omitBody: omitBody, keepAlive: keepAlive)
     }
 }
