@@ -182,11 +182,7 @@ extension HandleCore {
             flushCorked()
             return
         }
-        // Not again for bytes already reported drained: the socket may take a write (the buffer
-        // reads empty, and setting on_drain reports it) before the write's completion arrives.
-        if onDrain != nil, lowWaterMark >= writeBufferLength, drainReportedEmptyAt != queuedTotal {
-            callDrain()
-        }
+        if drainIsDue { callDrain() }
     }
 
     func writeFailed(_ count: Int, _ error: any Error) {
@@ -196,6 +192,13 @@ extension HandleCore {
             return
         }
         reportError(Self.mapError(error))
+    }
+
+    /// A write made progress: `on_drain` is due when the buffer is at or below the low water mark,
+    /// but not again for bytes already reported drained (the socket may take a write, so the buffer
+    /// reads empty and setting `on_drain` reports it, before the write's completion arrives).
+    var drainIsDue: Bool {
+        onDrain != nil && lowWaterMark >= writeBufferLength && drainReportedEmptyAt != queuedTotal
     }
 
     /// Calls the current `on_drain` action.

@@ -345,9 +345,7 @@ final class HandleCore: ChannelInboundHandler {
         if !writeWaiters.isEmpty {
             resumeWriteWaiters(upTo: writtenTotal &+ UInt64(inflight - channelOutstanding))
         }
-        guard lowWaterMark > 0, onDrain != nil,
-            lowWaterMark >= writeBufferLength, drainReportedEmptyAt != queuedTotal
-        else { return }
+        guard lowWaterMark > 0, drainIsDue else { return }
         callDrain()
     }
 

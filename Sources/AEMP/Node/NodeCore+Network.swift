@@ -445,7 +445,7 @@ extension NodeCore: TransportConnectionDelegate {
         var elements = message
         guard case .text(let portName)? = elements.first else { return }
         elements.removeFirst()
-        if configuration.busyPoll > .zero { keepPolling() }
+        if let window = busyPollWindow { keepPolling(for: window) }
         deliver(name: portName, elements, source: remote.nodeID)
     }
 
@@ -558,8 +558,8 @@ extension NodeCore {
     /// waits at most that long, so the thread never sleeps deeply and arriving bytes are read without
     /// a full wake-up. (An immediate task would not do: the loop runs every ready task before it
     /// polls again, so a task that re-queues itself would keep the sockets unread.)
-    func keepPolling() {
-        busyPollUntil = .now() + configuration.busyPoll.timeAmount
+    func keepPolling(for window: TimeAmount) {
+        busyPollUntil = .now() + window
         guard !busyPolling else { return }
         busyPolling = true
         scheduleBusyPollTick()

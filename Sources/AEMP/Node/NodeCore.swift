@@ -64,6 +64,8 @@ final class NodeCore {
     var evaluator: (@Sendable (String) -> Result<[Value], EvalError>)?
     var nextMonitorID: UInt64 = 0
     var isShutDown = false
+    /// ``NodeConfiguration/busyPoll`` when it is on, read once (the message path checks it).
+    let busyPollWindow: TimeAmount?
     /// Busy polling (``NodeConfiguration/busyPoll``): the loop polls until this deadline.
     var busyPollUntil = NIODeadline.uptimeNanoseconds(0)
     /// A busy-poll task is queued on the loop.
@@ -138,6 +140,7 @@ final class NodeCore {
         self.database = DatabaseClient(localNode: nodeID)
         self.eventLoop = eventLoop
         self.configuration = configuration
+        self.busyPollWindow = configuration.busyPoll > .zero ? configuration.busyPoll.timeAmount : nil
         self.logger = logger
         self.logger[metadataKey: "aemp.node"] = "\(nodeID)"
     }
