@@ -68,17 +68,7 @@ struct DashboardSurvey: Sendable {
         let startedAt = Date().timeIntervalSince1970
         let node = self.node
         let timeout = self.timeout
-        async let listenerFamily = try? node.dbFamily(DatabaseFamilyName.listeners, timeout: timeout)
-        async let globalFamily = try? node.dbKeys(DatabaseFamilyName.globalNodes, timeout: timeout)
-        let listeners: [NodeID: [String]]? = (await listenerFamily).map { family in
-            var decoded: [NodeID: [String]] = [:]
-            for (key, value) in family {
-                guard let id = NodeID(key) else { continue }
-                decoded[id] = value.arrayValue?.compactMap(\.stringValue) ?? []
-            }
-            return decoded
-        }
-        let globals = Set((await globalFamily ?? []).compactMap(NodeID.init))
+        let (listeners, globals) = await node.networkDirectory(timeout: timeout)
         let connected = Set(await node.peers().map(\.nodeID))
 
         var probes: [NodeID: Probe] = [:]
@@ -133,9 +123,9 @@ struct DashboardSurvey: Sendable {
             return probe
         }
         let port = PortID.nodePort(of: id)
-        async let time = outcome(node, port, [.text("time")], timeout)
-        async let connections = askEval ? outcome(node, port, [.text("eval"), .text(Node.upNodesExpression)], timeout) : nil
-        async let summary = askEval ? outcome(node, port, [.text("eval"), .text(Node.nodeSummaryExpression)], timeout) : nil
+        async let time = node.callResult(port, [.text("time")], timeout: timeout)
+        async let connections = askEval ? node.callResult(port, [.text("eval"), .text(Node.upNodesExpression)], timeout: timeout) : nil
+        async let summary = askEval ? node.callResult(port, [.text("eval"), .text(Node.nodeSummaryExpression)], timeout: timeout) : nil
         let (timeReply, connectionsReply, summaryReply) = await (time, connections, summary)
         if case .failure(let error) = timeReply, connectionsReply.map({ if case .failure = $0 { true } else { false } }) ?? true {
             probe.status = .unreachable(reasonText(error, node: id))
@@ -159,16 +149,6 @@ struct DashboardSurvey: Sendable {
             probe.summary = NodeSummary(values: Array(values.dropFirst()))
         }
         return probe
-    }
-
-    private static func outcome(_ node: Node, _ port: PortID, _ message: [Value], _ timeout: Duration) async -> Swift.Result<
-        [Value], CallError
-    > {
-        do throws(CallError) {
-            return .success(try await node.call(port, message, timeout: timeout))
-        } catch {
-            return .failure(error)
-        }
     }
 
     /// The error text an `eval` reply starts with (Perl's `$@`: empty or undefined on success).
@@ -196,7 +176,7 @@ struct DashboardSurvey: Sendable {
             return
         }
         var names: Set<String> = [DatabaseFamilyName.listeners, DatabaseFamilyName.globalNodes]
-        switch await Self.outcome(node, PortID.nodePort(of: master), [.text("eval"), .text(Node.databaseFamiliesExpression)], timeout) {
+        switch await node.callResult(PortID.nodePort(of: master), [.text("eval"), .text(Node.databaseFamiliesExpression)], timeout: timeout) {
         case .success(let values) where Self.errorText(values.first) == "":
             names.formUnion(values.dropFirst().compactMap(\.stringValue))
         case .success(let values):

@@ -119,17 +119,7 @@ extension Node {
     ///   - limit: the most nodes asked (a bound against a network that keeps naming new nodes).
     /// - Returns: the nodes found, `start` first.
     public func traceNetwork(from start: NodeID, timeout: Duration = .seconds(5), limit: Int = 1000) async -> NetworkTrace {
-        async let listenerFamily = try? dbFamily(DatabaseFamilyName.listeners, timeout: timeout)
-        async let globalFamily = try? dbKeys(DatabaseFamilyName.globalNodes, timeout: timeout)
-        let listeners: [NodeID: [String]]? = (await listenerFamily).map { family in
-            var decoded: [NodeID: [String]] = [:]
-            for (key, value) in family {
-                guard let node = NodeID(key) else { continue }
-                decoded[node] = value.arrayValue?.compactMap(\.stringValue) ?? []
-            }
-            return decoded
-        }
-        let globals = Set((await globalFamily ?? []).compactMap(NodeID.init))
+        let (listeners, globals) = await networkDirectory(timeout: timeout)
 
         var found: [TracedNode] = []
         var queued: Set<NodeID> = [start, nodeID]
@@ -207,7 +197,35 @@ extension Node {
         return traced
     }
 
-    private func callResult(_ port: PortID, _ message: [Value], timeout: Duration) async -> Result<[Value], CallError> {
+    /// The network's directory in the global database, asked at once: the listeners of every node
+    /// (the `'l` family; `nil` when no master answered in time) and the global nodes (`'g`; empty
+    /// when unknown). What ``traceNetwork(from:timeout:limit:)`` starts from.
+    ///
+    /// - Parameter timeout: the limit of each of the two database queries.
+    /// - Returns: the listeners by node, and the global nodes.
+    public func networkDirectory(timeout: Duration) async -> (listeners: [NodeID: [String]]?, globalNodes: Set<NodeID>) {
+        async let listenerFamily = try? dbFamily(DatabaseFamilyName.listeners, timeout: timeout)
+        async let globalFamily = try? dbKeys(DatabaseFamilyName.globalNodes, timeout: timeout)
+        let listeners: [NodeID: [String]]? = (await listenerFamily).map { family in
+            var decoded: [NodeID: [String]] = [:]
+            for (key, value) in family {
+                guard let node = NodeID(key) else { continue }
+                decoded[node] = value.arrayValue?.compactMap(\.stringValue) ?? []
+            }
+            return decoded
+        }
+        return (listeners, Set((await globalFamily ?? []).compactMap(NodeID.init)))
+    }
+
+    /// ``call(_:_:timeout:)`` with its outcome as a value, for asking many ports at once and
+    /// looking at the failures afterwards.
+    ///
+    /// - Parameters:
+    ///   - port: the port to call.
+    ///   - message: the request (the reply port is appended).
+    ///   - timeout: how long to wait.
+    /// - Returns: the reply, or why there is none.
+    public func callResult(_ port: PortID, _ message: [Value], timeout: Duration) async -> Result<[Value], CallError> {
         do throws(CallError) {
             return .success(try await call(port, message, timeout: timeout))
         } catch {
