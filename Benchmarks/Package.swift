@@ -67,5 +67,18 @@ let package = Package(
             path: "DataConnBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "CostModel",
+            dependencies: [
+                .product(name: "AEMP", package: "swift-aemp"),
+                .product(name: "AEMPCodecs", package: "swift-aemp"),
+                .product(name: "AEMPDataConn", package: "swift-aemp"),
+                .product(name: "AEMPHandle", package: "swift-aemp"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "CostModel",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
