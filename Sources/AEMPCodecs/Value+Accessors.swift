@@ -28,7 +28,7 @@ extension Value {
     /// Decodes bytes as UTF-8, falling back to Latin-1.
     static func string(fromPerlBytes bytes: ByteBuffer) -> String {
         bytes.withUnsafeReadableBytes { raw in
-            if let text = cborValidatedUTF8String(raw) { return text }
+            if let text = validatedUTF8String(raw) { return text }
             var scalars = String.UnicodeScalarView()
             for byte in raw { scalars.append(Unicode.Scalar(byte)) }
             return String(scalars)

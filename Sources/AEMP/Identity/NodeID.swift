@@ -78,7 +78,15 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// orders them). `String` equality would also equate canonically equivalent spellings, so a
     /// peer calling itself `\u{212A}` (KELVIN SIGN) would count as the node `K`.
     public static func == (lhs: NodeID, rhs: NodeID) -> Bool {
-        lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
+        let left = lhs.rawValue.utf8
+        let right = rhs.rawValue.utf8
+        guard left.count == right.count else { return false }
+        // Native strings compare as two byte buffers (memcmp speed: this runs for every message
+        // sent); bridged or lazily stored ones byte by byte.
+        let compared = left.withContiguousStorageIfAvailable { a in
+            right.withContiguousStorageIfAvailable { b in a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+        }
+        return (compared ?? nil) ?? left.elementsEqual(right)
     }
 
     /// Hashes the UTF-8 bytes, consistently with ``==(_:_:)``.

@@ -87,6 +87,7 @@ extension NodeCore {
         guard remote.nodeID.isAnonymous, remote.isIdle, !isShutDown, remotes[remote.nodeID] === remote else { return }
         retiredAnonymousTraffic = retiredAnonymousTraffic + remote.traffic
         remotes[remote.nodeID] = nil
+        if lastRemote === remote { lastRemote = nil }
         for port in ports.values { port.remoteWatchers.remove(remote.nodeID) }
     }
 

@@ -504,10 +504,16 @@ extension NodeCore: TransportConnectionDelegate {
 
     /// The record of a node, created on first use.
     func remote(_ node: NodeID) -> RemoteNode {
-        if let existing = remotes[node] { return existing }
-        let created = RemoteNode(nodeID: node, core: self)
-        remotes[node] = created
-        return created
+        if let last = lastRemote, last.nodeID == node { return last }
+        let found: RemoteNode
+        if let existing = remotes[node] {
+            found = existing
+        } else {
+            found = RemoteNode(nodeID: node, core: self)
+            remotes[node] = found
+        }
+        lastRemote = found
+        return found
     }
 
     // MARK: Shutdown

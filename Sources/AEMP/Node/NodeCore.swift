@@ -56,6 +56,9 @@ final class NodeCore {
 
     var ports: [String: LocalPort] = [:]
     var remotes: [NodeID: RemoteNode] = [:]
+    /// The remote node found last by ``remote(_:)``: consecutive messages mostly go to the same
+    /// node, and comparing one ID is cheaper than hashing it. Cleared when that entry leaves.
+    var lastRemote: RemoteNode?
     var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
     /// Named functions; shared with the facade so that registrations take effect at once.
     let functions: FunctionTable

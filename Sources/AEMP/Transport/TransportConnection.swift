@@ -633,9 +633,8 @@ final class TransportConnection {
     /// A CBOR byte-string port name as text: UTF-8 if valid, else Latin-1 (one character per byte,
     /// the string Perl's byte string would compare equal to).
     static func portName(_ bytes: ByteBuffer) -> String {
-        let view = bytes.readableBytesView
-        if let text = String(validating: view, as: UTF8.self) { return text }
-        return String(String.UnicodeScalarView(view.map { Unicode.Scalar($0) }))
+        if let text = bytes.withUnsafeReadableBytes({ validatedUTF8String($0) }) { return text }
+        return String(String.UnicodeScalarView(bytes.readableBytesView.map { Unicode.Scalar($0) }))
     }
 
     // MARK: The end

@@ -238,7 +238,7 @@ private struct ScanState {
                     }
                     if j < count && bytes[j] == UInt8(ascii: "\"") && scratch.isEmpty {
                         // Fast path: the whole string is in this chunk without escapes.
-                        guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[i..<j]), as: UTF8.self) else {
+                        guard let s = validatedUTF8String(UnsafeRawBufferPointer(rebasing: bytes[i..<j])) else {
                             i = j
                             return fail(.invalidUTF8, "malformed UTF-8 in JSON string")
                         }
@@ -251,7 +251,7 @@ private struct ScanState {
                     if i == count { continue }  // Ends the loop: wait for the rest of the string.
                     let c = bytes[i]
                     if c == UInt8(ascii: "\"") {
-                        guard let s = String(validating: scratch, as: UTF8.self) else {
+                        guard let s = scratch.withUnsafeBytes({ validatedUTF8String($0) }) else {
                             return fail(.invalidUTF8, "malformed UTF-8 in JSON string")
                         }
                         scratch.removeAll(keepingCapacity: true)
