@@ -17,97 +17,102 @@ import Darwin
 /// Reading is driven by hand (`autoRead` off, one socket read per readable event, like Perl's read
 /// watcher); bytes that the channel delivers while the handle is not reading (NIO drains the socket
 /// when it sees the peer's end of file) wait in `stash`, which plays the kernel's receive buffer.
+///
+/// Every property is touched only on the handle's event loop, one access at a time, so the stored
+/// properties are declared `@exclusivity(unchecked)`: the runtime's dynamic exclusivity checks
+/// (a thread-local access set consulted on each access) cost about a tenth of a message round trip's
+/// user-space instructions (Benchmarks/cost-model.sh).
 final class HandleCore: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     /// The adopted channel; `nil` until connected (Perl: `fh`).
-    var channel: (any Channel)?
+    @exclusivity(unchecked) var channel: (any Channel)?
     let eventLoop: any EventLoop
     let allocator: ByteBufferAllocator
     /// The public face passed to callbacks. Weak: dropping the last user reference destroys.
     weak var facade: Handle?
 
     // Settings (Perl: the hash keys of the same name).
-    var readSize: Int
-    var maxReadSize: Int
-    var readBufferMax: Int?
-    var writeBufferMax: Int?
-    var lowWaterMark: Int
-    var autocork: Bool
-    var linger: Double
-    var peername: String?
-    var socketFlags: (noDelay: Bool, keepalive: Bool, oobInline: Bool)
+    @exclusivity(unchecked) var readSize: Int
+    @exclusivity(unchecked) var maxReadSize: Int
+    @exclusivity(unchecked) var readBufferMax: Int?
+    @exclusivity(unchecked) var writeBufferMax: Int?
+    @exclusivity(unchecked) var lowWaterMark: Int
+    @exclusivity(unchecked) var autocork: Bool
+    @exclusivity(unchecked) var linger: Double
+    @exclusivity(unchecked) var peername: String?
+    @exclusivity(unchecked) var socketFlags: (noDelay: Bool, keepalive: Bool, oobInline: Bool)
 
     // Callbacks.
-    var onError: ((Handle, HandleError) -> Void)?
-    var onRead: ((Handle) -> Void)?
-    var onEof: ((Handle) -> Void)?
-    var onDrain: DrainAction?
-    var onTimeout: [((Handle) -> Void)?] = [nil, nil, nil]
+    @exclusivity(unchecked) var onError: ((Handle, HandleError) -> Void)?
+    @exclusivity(unchecked) var onRead: ((Handle) -> Void)?
+    @exclusivity(unchecked) var onEof: ((Handle) -> Void)?
+    @exclusivity(unchecked) var onDrain: DrainAction?
+    @exclusivity(unchecked) var onTimeout: [((Handle) -> Void)?] = [nil, nil, nil]
     /// Called instead of trapping when a fatal error has no `onError` (tests only).
-    var uncaughtErrorHook: ((String) -> Void)?
+    @exclusivity(unchecked) var uncaughtErrorHook: ((String) -> Void)?
     /// The facade, held while ``Handle/keepOpenUntilDestroyed()`` asks for it; dropped by destroy.
-    var keeper: Handle?
+    @exclusivity(unchecked) var keeper: Handle?
 
     // Read side.
-    var readBuffer: ByteBuffer
-    var readQueue: Deque<ReadEntry> = []
+    @exclusivity(unchecked) var readBuffer: ByteBuffer
+    @exclusivity(unchecked) var readQueue: Deque<ReadEntry> = []
     /// Perl `_rw`: the handle wants socket reads.
-    var reading = false
+    @exclusivity(unchecked) var reading = false
     /// Perl `_eof`: end of file was read.
-    var sawEOF = false
+    @exclusivity(unchecked) var sawEOF = false
     /// Perl `_skip_drain_rbuf`: a drain is running.
-    var draining = false
+    @exclusivity(unchecked) var draining = false
     /// Bumped whenever bytes leave the front of the read buffer, so readers can tell when their
     /// scan positions went stale.
-    var readEpoch: UInt64 = 0
-    var stash: ByteBuffer?
+    @exclusivity(unchecked) var readEpoch: UInt64 = 0
+    @exclusivity(unchecked) var stash: ByteBuffer?
     /// How the emulated kernel buffer ends (first one wins).
-    var stashEnd: StashEnd?
-    var stashReadScheduled = false
-    var channelClosed = false
+    @exclusivity(unchecked) var stashEnd: StashEnd?
+    @exclusivity(unchecked) var stashReadScheduled = false
+    @exclusivity(unchecked) var channelClosed = false
 
     // Write side.
-    var inflight = 0
-    var corked: ByteBuffer?
+    @exclusivity(unchecked) var inflight = 0
+    @exclusivity(unchecked) var corked: ByteBuffer?
     /// The last buffer handed to the channel, kept to encode the next message into once the channel
     /// has let go of it (`clear()` reuses storage nobody else holds), so that a connection that
     /// writes one message per tick does not allocate a buffer per message.
-    var spareWriteBuffer: ByteBuffer?
+    @exclusivity(unchecked) var spareWriteBuffer: ByteBuffer?
     /// ``queuedTotal`` when `on_drain` was last called with nothing left to write (`nil`: not since).
-    var drainReportedEmptyAt: UInt64?
+    @exclusivity(unchecked) var drainReportedEmptyAt: UInt64?
     /// ``channelOutstanding`` when write activity was last recorded: partial writes in between count
     /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
-    var writeProgressMark = 0
-    var flushScheduled = false
-    var outputShut = false
+    @exclusivity(unchecked) var writeProgressMark = 0
+    @exclusivity(unchecked) var flushScheduled = false
+    @exclusivity(unchecked) var outputShut = false
 
     // Timers (index: HandleTimeoutKind.rawValue).
-    var timeouts: [Double] = [0, 0, 0]
-    var activity: [NIODeadline]
-    var timers: [Scheduled<Void>?] = [nil, nil, nil]
+    @exclusivity(unchecked) var timeouts: [Double] = [0, 0, 0]
+    @exclusivity(unchecked) var activity: [NIODeadline]
+    @exclusivity(unchecked) var timers: [Scheduled<Void>?] = [nil, nil, nil]
 
     // TLS (HandleCore+TLS.swift).
-    var tlsSettings: TLSSettings
+    @exclusivity(unchecked) var tlsSettings: TLSSettings
     /// The TLS session while the channel has a TLS handler (Perl: `tls`).
-    var tls: TLSSession?
+    @exclusivity(unchecked) var tls: TLSSession?
     /// Writes wait in the pending buffer while TLS is being unwrapped.
-    var writesHeld = false
+    @exclusivity(unchecked) var writesHeld = false
 
-    var destroyed = false
+    @exclusivity(unchecked) var destroyed = false
     /// The pending connect of the `connect` form (Perl `_connect`); cancelled by ``destroy()``.
-    var connectGuard: TCPConnectGuard?
-    var closeScheduled = false
+    @exclusivity(unchecked) var connectGuard: TCPConnectGuard?
+    @exclusivity(unchecked) var closeScheduled = false
     /// The fatal error that destroyed the handle, handed to async waiters.
-    var destroyError: HandleError?
-    var nextEntryID: UInt64 = 1
-    var queuedTotal: UInt64 = 0
-    var writtenTotal: UInt64 = 0
+    @exclusivity(unchecked) var destroyError: HandleError?
+    @exclusivity(unchecked) var nextEntryID: UInt64 = 1
+    @exclusivity(unchecked) var queuedTotal: UInt64 = 0
+    @exclusivity(unchecked) var writtenTotal: UInt64 = 0
     /// All bytes received from the channel so far (after TLS: plaintext).
-    var receivedTotal: UInt64 = 0
+    @exclusivity(unchecked) var receivedTotal: UInt64 = 0
     /// Thread-safe copies of the byte counts, when someone asked (``Handle/countBytes(into:)``).
-    var totals: HandleTotals?
-    var writeWaiters: Deque<WriteWaiter> = []
+    @exclusivity(unchecked) var totals: HandleTotals?
+    @exclusivity(unchecked) var writeWaiters: Deque<WriteWaiter> = []
 
     enum DrainAction {
         case user((Handle) -> Void)

@@ -54,11 +54,13 @@ final class NodeCore {
     var logger: Logger
     unowned(unsafe) var facade: Node!
 
-    var ports: [String: LocalPort] = [:]
-    var remotes: [NodeID: RemoteNode] = [:]
+    // The properties used per message are declared `@exclusivity(unchecked)`: touched on the loop
+    // only, one access at a time, they need no dynamic exclusivity checks (see HandleCore).
+    @exclusivity(unchecked) var ports: [String: LocalPort] = [:]
+    @exclusivity(unchecked) var remotes: [NodeID: RemoteNode] = [:]
     /// The remote node found last by ``remote(_:)``: consecutive messages mostly go to the same
     /// node, and comparing one ID is cheaper than hashing it. Cleared when that entry leaves.
-    var lastRemote: RemoteNode?
+    @exclusivity(unchecked) var lastRemote: RemoteNode?
     var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
     /// Named functions; shared with the facade so that registrations take effect at once.
     let functions: FunctionTable
@@ -119,7 +121,7 @@ final class NodeCore {
     var databaseMonitors: [UInt64: (id: DatabaseMonitorID, callback: @Sendable (DatabaseChange) -> Void)] = [:]
 
     /// Messages to local ports, delivered on the next loop tick in order.
-    var localQueue: Deque<LocalDelivery> = []
+    @exclusivity(unchecked) var localQueue: Deque<LocalDelivery> = []
     var localDrainScheduled = false
 
 

@@ -183,15 +183,17 @@ final class TransportConnection {
     private var lineReader = HandshakeLineReader()
     private var phase = Phase.idle
     private var sendFraming = Framing.cbor
-    private var jsonDecoder: JSONStreamDecoder?
-    private var cborDecoder: CBORStreamDecoder?
+    // The properties used per message are declared `@exclusivity(unchecked)`: touched on the loop
+    // only, one access at a time, they need no dynamic exclusivity checks (see HandleCore).
+    @exclusivity(unchecked) private var jsonDecoder: JSONStreamDecoder?
+    @exclusivity(unchecked) private var cborDecoder: CBORStreamDecoder?
     /// Read events in the data phase (the liveness check compares it, the read path only counts).
-    var readEvents: UInt64 = 0
+    @exclusivity(unchecked) var readEvents: UInt64 = 0
     /// Set when the peer announced a graceful shutdown: the end of the connection is then reported
     /// with this message instead of the socket's (`Unexpected end-of-file`).
     var peerShutdownMessage: String?
     /// Messages, probes and silences of this connection (bytes come from the handle).
-    var traffic = Traffic()
+    @exclusivity(unchecked) var traffic = Traffic()
     /// The liveness check of the data phase; nil when off (``HandshakeConfiguration/livenessTimeout``
     /// zero) or outside the data phase.
     var liveness: Liveness?
