@@ -373,12 +373,7 @@ final class TransportConnection {
                 }
             }
         } else {
-            write { buffer in
-                buffer.writeCBORHead(major: 4, UInt64(elements.count + 1))
-                buffer.writeCBORHead(major: 3, UInt64(portName.utf8.count))
-                buffer.writeString(portName)
-                for element in elements { buffer.writeCBOR(element) }
-            }
+            write { buffer in buffer.writeCBORMessage(portName: portName, elements) }
         }
     }
 
@@ -678,29 +673,5 @@ final class TransportConnection {
     private static func seconds(_ duration: Duration) -> Double {
         let parts = duration.components
         return max(0, Double(parts.seconds) + Double(parts.attoseconds) / 1e18)
-    }
-}
-
-extension ByteBuffer {
-    /// Appends a CBOR head (RFC 8949 §3): major type and argument in the shortest form.
-    @inline(__always)
-    fileprivate mutating func writeCBORHead(major: UInt8, _ argument: UInt64) {
-        let type = major << 5
-        switch argument {
-        case 0..<24:
-            writeInteger(type | UInt8(argument))
-        case 24...0xff:
-            writeInteger(type | 24)
-            writeInteger(UInt8(argument))
-        case 0x100...0xffff:
-            writeInteger(type | 25)
-            writeInteger(UInt16(argument))
-        case 0x1_0000...0xffff_ffff:
-            writeInteger(type | 26)
-            writeInteger(UInt32(argument))
-        default:
-            writeInteger(type | 27)
-            writeInteger(argument)
-        }
     }
 }

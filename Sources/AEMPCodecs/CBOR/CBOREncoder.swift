@@ -36,6 +36,37 @@ extension ByteBuffer {
     }
 }
 
+extension ByteBuffer {
+    /// Appends an AEMP data-phase message, the CBOR array `[portName, elements...]`, in one pass:
+    /// one capacity check and one write for the whole message (the same bytes as
+    /// `writeCBOR(.array([.text(portName)] + elements))`, without building that array).
+    ///
+    /// - Parameters:
+    ///   - portName: the destination port name, element 0 (a text string).
+    ///   - elements: the message elements.
+    /// - Returns: the number of bytes written.
+    @discardableResult
+    package mutating func writeCBORMessage(portName: String, _ elements: borrowing [Value]) -> Int {
+        var name = portName
+        return name.withUTF8 { name in
+            var size = CBORWriter.headSize(UInt64(elements.count + 1)) + CBORWriter.headSize(UInt64(name.count)) + name.count
+            elements.withUnsafeBufferPointer { elements in
+                for i in elements.indices { size += CBORWriter.leafSize(of: elements[i]) ?? CBORWriter.encodedSize(of: elements[i]) }
+            }
+            return writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+                var writer = CBORWriter(base: raw.baseAddress!)
+                writer.writeHead(major: 4, argument: UInt64(elements.count + 1))
+                writer.writeText(UnsafeRawBufferPointer(name))
+                elements.withUnsafeBufferPointer { elements in
+                    for i in elements.indices where !writer.writeLeaf(elements[i]) { writer.write(elements[i]) }
+                }
+                assert(writer.offset == size)
+                return size
+            }
+        }
+    }
+}
+
 /// Writes CBOR through a raw pointer into memory sized with ``encodedSize(of:)``.
 struct CBORWriter {
     let base: UnsafeMutableRawPointer
@@ -124,6 +155,12 @@ struct CBORWriter {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         (base + offset).copyMemory(from: source, byteCount: bytes.count)
         offset += bytes.count
+    }
+
+    /// Writes a text string given as its UTF-8 bytes.
+    mutating func writeText(_ utf8: UnsafeRawBufferPointer) {
+        writeHead(major: 3, argument: UInt64(utf8.count))
+        copy(utf8)
     }
 
     mutating func writeHead(major: UInt8, argument: UInt64) {
