@@ -430,7 +430,10 @@ private struct ScanState {
                         return fail(.nestingTooDeep, "arrays and objects nested deeper than \(options.maxDepth)")
                     }
                     let isObject = byte == UInt8(ascii: "{")
-                    stack.append(Container(isObject: isObject))
+                    var container = Container(isObject: isObject)
+                    // Room for a typical message's elements at once, instead of growing from one.
+                    if !isObject { container.elements.reserveCapacity(4) }
+                    stack.append(container)
                     mode = isObject ? .key(allowClose: true) : .value(allowClose: true)
                 case UInt8(ascii: "\""):
                     scratch.removeAll(keepingCapacity: true)

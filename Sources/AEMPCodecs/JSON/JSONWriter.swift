@@ -135,21 +135,21 @@ extension ByteBuffer {
 
     /// Writes `magnitude` in decimal, with a leading `-` when `negative`.
     mutating func writeJSONDecimal(_ magnitude: UInt64, negative: Bool) {
-        if negative { writeInteger(UInt8(ascii: "-")) }
-        var count = 1
-        var probe = magnitude
-        while probe >= 10 {
-            probe /= 10
-            count += 1
-        }
-        let first = writerIndex
-        writeRepeatingByte(UInt8(ascii: "0"), count: count)
-        var n = magnitude
-        var index = first + count - 1
-        while n > 0 {
-            setInteger(UInt8(truncatingIfNeeded: n % 10) &+ UInt8(ascii: "0"), at: index)
-            n /= 10
-            index -= 1
+        // Digits from the right into 24 bytes on the stack (20 digits and a sign at most), then one write.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { raw in
+            var index = raw.count
+            var n = magnitude
+            repeat {
+                index -= 1
+                raw[index] = UInt8(truncatingIfNeeded: n % 10) &+ UInt8(ascii: "0")
+                n /= 10
+            } while n > 0
+            if negative {
+                index -= 1
+                raw[index] = UInt8(ascii: "-")
+            }
+            writeBytes(UnsafeRawBufferPointer(rebasing: raw[index...]))
         }
     }
 
@@ -181,6 +181,21 @@ extension ByteBuffer {
 
     /// Writes `"..."` for UTF-8 (or, when `latin1`, Latin-1) input, escaping what JSON requires.
     private mutating func writeJSONStringBody(_ input: UnsafeBufferPointer<UInt8>, latin1: Bool) {
+        // Most strings need no escape: then the quotes and the bytes go out in one write.
+        var clean = true
+        for byte in input where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || (latin1 && byte >= 0x80) {
+            clean = false
+            break
+        }
+        if clean {
+            writeWithUnsafeMutableBytes(minimumWritableBytes: input.count + 2) { raw in
+                raw[0] = UInt8(ascii: "\"")
+                if let source = input.baseAddress { (raw.baseAddress! + 1).copyMemory(from: source, byteCount: input.count) }
+                raw[input.count + 1] = UInt8(ascii: "\"")
+                return input.count + 2
+            }
+            return
+        }
         reserveCapacity(minimumWritableBytes: input.count + 2)
         writeInteger(UInt8(ascii: "\""))
         var runStart = 0
