@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cost model of issue #16: user-space instructions (and malloc calls) per one-way message (send
-# side, receive side), per round trip, and per DataConn byte (plain and TLS, both directions),
+# side, receive side), per round trip (next to the same ping-pong on plain SwiftNIO channels, the
+# reference), and per DataConn byte (plain and TLS, both directions),
 # counted with valgrind's callgrind on fixed workloads. Counts barely move with the machine's load,
 # so a change can be judged without a quiet machine (timing figures come from node-bench.sh and
 # dataconn-bench.sh).
@@ -23,7 +24,7 @@ set -uo pipefail
 SCALE=${1:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PORT=${COST_MODEL_PORT:-47600}
-ONLY=${COST_MODEL_ONLY:-"send receive roundtrip dataconn-send dataconn-receive"}
+ONLY=${COST_MODEL_ONLY:-"send receive roundtrip nio-roundtrip dataconn-send dataconn-receive"}
 WORK=$(mktemp -d /tmp/cost-model.XXXXXX)
 PIDS=()
 cleanup() {
@@ -124,6 +125,9 @@ for workload in $ONLY; do
             p=$PORT; [ "$framing" = json ] && p=$((PORT + 1))
             measure "roundtrip $framing" "$p" "$framing" roundtrip "$M" $((6 * M)) 1 rt
         done ;;
+    nio-roundtrip)
+        # The reference: the same byte counts on plain SwiftNIO channels (no node).
+        measure "nio-roundtrip (reference)" "$PORT" cbor nio-roundtrip "$M" $((6 * M)) 1 rt ;;
     dataconn-send | dataconn-receive)
         # KiB counts: 16 and 96 MiB plain, 8 and 48 MiB TLS (per byte).
         measure "$workload plain" "$PORT" cbor "$workload" $((16 * M)) $((96 * M)) 1024 byte

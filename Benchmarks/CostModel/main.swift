@@ -16,7 +16,10 @@
 // - `roundtrip`: `count` ping-pongs `[reply, seq]` → `[seq]`, each sent when the previous answer
 //   arrives (both the ping's send and the pong's receive are this node's);
 // - `dataconn-send`, `dataconn-receive`: `count` KiB over one DataConn to or from the peer (256 KiB
-//   writes, at most 1 MiB queued; TLS when a certificate is given, as both nodes then use it).
+//   writes, at most 1 MiB queued; TLS when a certificate is given, as both nodes then use it);
+// - `nio-roundtrip` (the reference, no node): `count` ping-pongs of the node's CBOR round trip's
+//   byte counts (40 bytes there, 15 back) on plain SwiftNIO channels, with the peer's echo listener
+//   on <port> + 100: the floor for anything on SwiftNIO's event loop.
 //
 // This executable has a synchronous main (the work runs in a detached task while the main thread
 // waits): valgrind 3.19 dies in processes whose main thread ends in `dispatch_main`, which an
@@ -143,6 +146,48 @@ func countBytes(_ handle: Handle, total: Int, done: @escaping @Sendable (Int) ->
     }
 }
 
+/// The plain SwiftNIO ping-pong of the `nio-roundtrip` reference: answers every `expected` bytes
+/// with `answer` bytes; the client side starts, counts round trips and reports when done.
+final class PingPongHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    static let ping = 40
+    static let pong = 15
+
+    let expected: Int
+    let answer: ByteBuffer
+    var pending = 0
+    var left: Int?
+    var done: EventLoopPromise<Void>?
+
+    init(expected: Int, answer: Int) {
+        self.expected = expected
+        self.answer = ByteBuffer(repeating: 0x61, count: answer)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if left != nil { context.writeAndFlush(wrapOutboundOut(answer), promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        pending += unwrapInboundIn(data).readableBytes
+        while pending >= expected {
+            pending -= expected
+            guard let remaining = left else {
+                context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+                continue
+            }
+            left = remaining - 1
+            if remaining > 1 {
+                context.writeAndFlush(wrapOutboundOut(answer), promise: nil)
+            } else {
+                done?.succeed(())
+                context.close(promise: nil)
+            }
+        }
+    }
+}
+
 // MARK: peer
 
 func peer() async throws {
@@ -193,6 +238,16 @@ func peer() async throws {
         handle.onError { handle, _ in handle.destroy() }
         BulkWriter(handle, total: total).start(handle)
     }
+    _ = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    PingPongHandler(expected: PingPongHandler.ping, answer: PingPongHandler.pong))
+            }
+        }
+        .bind(host: "127.0.0.1", port: port + 100).get()
     writeLine("READY \(node.listenerAddresses.joined(separator: ","))")
     while true { try await Task.sleep(for: .seconds(3600)) }
 }
@@ -275,10 +330,33 @@ func run(_ workload: String, count: Int, node: Node, peer: NodeID) async throws 
     }
 }
 
+/// The `nio-roundtrip` reference: count/10 + count ping-pongs on one plain SwiftNIO connection.
+func nioRoundTrips(port: Int, count: Int) async throws {
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+    let done = loop.makePromise(of: Void.self)
+    _ = try await ClientBootstrap(group: loop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let handler = PingPongHandler(expected: PingPongHandler.pong, answer: PingPongHandler.ping)
+                handler.left = max(count / 10, 1) + count
+                handler.done = done
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+        .connect(host: "127.0.0.1", port: port + 100).get()
+    try await done.futureResult.get()
+}
+
 func measure() async throws {
     guard let port = argument(2).flatMap(Int.init), let workload = argument(4), let count = argument(5).flatMap(Int.init),
         count > 0
     else { fail("measure needs <port> <framing> <workload> <count>") }
+    if workload == "nio-roundtrip" {
+        try await nioRoundTrips(port: port, count: count)
+        writeLine("DONE workload=\(workload) count=\(count)")
+        return
+    }
     let node = try await Node.start(
         NodeConfiguration(
             nodeID: "cost-measure", binds: [], seeds: ["127.0.0.1:\(port)"], secret: secret,

@@ -100,10 +100,15 @@ extension HandleCore {
     /// Perl's `_ww`: a write is outstanding or scheduled.
     var isWriting: Bool { inflight > 0 || flushScheduled || corked != nil }
 
-    /// The autocork tick is due: everything queued until then goes out in one write.
+    /// The autocork tick is due: everything queued until then goes out in one write, at the end of
+    /// the read being dispatched (a reply to a request costs no task), else in a task of this tick.
     func scheduleCorkedFlush() {
         flushScheduled = true
-        eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+        if readDispatchDepth > 0 {
+            flushAfterRead = true
+        } else {
+            eventLoop.assumeIsolated().execute { self.corkedFlushTick() }
+        }
     }
 
     /// Perl's `wbuf_max` check after queuing with nothing outstanding.

@@ -85,6 +85,10 @@ final class HandleCore: ChannelInboundHandler {
     /// as activity for `wtimeout`, as each successful `syswrite` does in Perl.
     @exclusivity(unchecked) var writeProgressMark = 0
     @exclusivity(unchecked) var flushScheduled = false
+    /// Inside ``channelRead(context:data:)`` (nesting depth): a corked flush waits for its end.
+    @exclusivity(unchecked) var readDispatchDepth = 0
+    /// A corked flush is due at the end of the current ``channelRead(context:data:)``.
+    @exclusivity(unchecked) var flushAfterRead = false
     @exclusivity(unchecked) var outputShut = false
 
     // Timers (index: HandleTimeoutKind.rawValue).
@@ -322,7 +326,14 @@ final class HandleCore: ChannelInboundHandler {
     // MARK: ChannelInboundHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readDispatchDepth += 1
         receive(unwrapInboundIn(data))
+        readDispatchDepth -= 1
+        // Replies written by the read callbacks go out now, in one write, instead of in a task.
+        if readDispatchDepth == 0, flushAfterRead {
+            flushAfterRead = false
+            corkedFlushTick()
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

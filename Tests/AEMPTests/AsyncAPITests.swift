@@ -63,13 +63,18 @@ struct AsyncAPITests {
         let reasons = Inbox<KillReason>()
         let monitor = client.monitor(inbox.id) { reasons.put($0) }
         _ = try await client.call(PortID("\(seed.nodeID.rawValue)#")!, ["time"], timeout: .seconds(5))
+        let received = Inbox<Int>()
         let consumer = Task {
             var count = 0
-            for await _ in inbox.messages { count += 1 }
+            for await _ in inbox.messages {
+                count += 1
+                received.put(count)
+            }
             return count
         }
         client.send(inbox.id, ["one"])
-        try await Task.sleep(for: .milliseconds(100))
+        // Cancelled once the message is in (a fixed sleep raced with a loaded machine).
+        #expect(try await received.next(within: .seconds(5)) == 1)
         consumer.cancel()
         #expect(await consumer.value == 1)
         #expect(try await reasons.next(within: .seconds(5)) == .normal)
