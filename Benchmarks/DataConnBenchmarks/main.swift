@@ -8,7 +8,10 @@
 // it, measures the idle message round trip (node message there, node message back), then sends
 // <MiB> MiB over a DataConn while it keeps measuring the round trip, and prints one result line:
 //
-//   RESULT bytes=<n> seconds=<s> rate=<bytes/s> idle_p50_us=... idle_p99_us=... bulk_p50_us=... bulk_p99_us=... bulk_samples=<n>
+//   RESULT bytes=<n> seconds=<s> rate=<bytes/s> idle_p50_us=... idle_p99_us=... bulk_p50_us=... bulk_p99_us=... bulk_samples=<n> cpu_us=<n>
+//
+// (`cpu_us`: the sending process's CPU time, all threads, during the transfer; `serve` prints the
+// receiving process's as `SINKCPU cpu_us=<n> bytes=<n>`.)
 //
 // With a certificate (PEM key + certificate + CA, Perl's `cert`) both nodes use TLS and the DataConn
 // is encrypted. Run through Benchmarks/dataconn-bench.sh, which adds iperf3 and the ratios.
@@ -74,6 +77,17 @@ func certificate(at index: Int) -> String? {
     return text
 }
 
+/// CPU time (user + system, all threads) this process has used, in microseconds.
+func cpuMicroseconds() -> Int {
+    var usage = rusage()
+    #if canImport(Glibc)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + Int(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+}
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("DataConnBenchmarks: \(message)\n".utf8))
     exit(1)
@@ -99,11 +113,15 @@ func serve(certificate: String?) async throws -> Never {
             return
         }
         var received = 0
+        var cpuAtStart = 0
         handle.onError { handle, _ in handle.destroy() }
         handle.onRead { handle in
+            if received == 0 { cpuAtStart = cpuMicroseconds() }
             received += handle.readBuffer.readableBytes
             handle.consumeAll()
             if received >= total {
+                // The receiving process's CPU time for the transfer (the script reads it).
+                FileHandle.standardOutput.write(Data("SINKCPU cpu_us=\(cpuMicroseconds() - cpuAtStart) bytes=\(received)\n".utf8))
                 context.node.send(reply, ["done", .int(Int64(received))])
                 handle.destroy()
             }
@@ -323,6 +341,7 @@ func drive(mebibytes: Int, certificate: String?) async throws {
     }
     let tls = try await handle.eventLoop.submit { handle.isTLS }.get()
     let start = clock.now
+    let cpuAtStart = cpuMicroseconds()
     traceStart = Int64(NIODeadline.now().uptimeNanoseconds)
     if ProcessInfo.processInfo.environment["DATACONN_BENCH_WRITER"] == "async" {
         // The async API from a task, as `aemp sendfile` writes: one 1 MiB write in flight at a time.
@@ -351,15 +370,16 @@ func drive(mebibytes: Int, certificate: String?) async throws {
     // A small gap between pings keeps the pinger from being a load of its own.
     async let bulkSamples = pinger.run(count: nil, gap: .milliseconds(1))
     let elapsed = await finished
+    let cpu = cpuMicroseconds() - cpuAtStart
     pinger.stop()
     let bulk = await bulkSamples.sorted()
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     print(
         String(
             format:
-                "RESULT tls=%d bytes=%ld seconds=%.3f rate=%.0f idle_p50_us=%.1f idle_p99_us=%.1f bulk_p50_us=%.1f bulk_p99_us=%.1f bulk_samples=%ld",
+                "RESULT tls=%d bytes=%ld seconds=%.3f rate=%.0f idle_p50_us=%.1f idle_p99_us=%.1f bulk_p50_us=%.1f bulk_p99_us=%.1f bulk_samples=%ld cpu_us=%ld",
             tls ? 1 : 0, total, seconds, Double(total) / seconds, percentile(idle, 0.5), percentile(idle, 0.99),
-            percentile(bulk, 0.5), percentile(bulk, 0.99), bulk.count))
+            percentile(bulk, 0.5), percentile(bulk, 0.99), bulk.count, cpu))
     handle.destroy()
     await node.shutdown()
 }
