@@ -194,7 +194,13 @@ public final class Node: Sendable {
     ///   - port: the destination.
     ///   - message: the message elements.
     public func send(_ port: PortID, _ message: [Value]) {
-        perform { $0.send(to: port, message) }
+        // `perform` spelled out: on the loop, no closure is made for the message path.
+        if eventLoop.inEventLoop {
+            bound.value.send(to: port, message)
+        } else {
+            let bound = self.bound
+            eventLoop.execute { bound.value.send(to: port, message) }
+        }
     }
 
     /// Sends a message given as separate elements. Perl: `snd $port, @msg`.
