@@ -45,17 +45,10 @@ BUILT="$(swift build -c release --package-path "$HERE" --show-bin-path)/CostMode
 BIN="$WORK/CostModel"
 strip --strip-debug -o "$BIN" "$BUILT" || die "strip failed"
 
-# A CA and one node certificate for the TLS peer and the measured node (Perl's `cert`: key,
-# certificate and CA in one PEM file).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/ca.key" \
-    -out "$WORK/ca.pem" -days 2 -subj /CN=cost-model-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/node.key" \
-    -out "$WORK/node.csr" -subj /CN=cost-model-node 2>/dev/null
-printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' > "$WORK/node.ext"
-openssl x509 -req -in "$WORK/node.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -set_serial 4711 -days 2 \
-    -out "$WORK/node.pem" -extfile "$WORK/node.ext" 2>/dev/null
-cat "$WORK/node.key" "$WORK/node.pem" "$WORK/ca.pem" > "$WORK/cert.pem"
+# One CA and one node certificate (both nodes present it) in $WORK/cert.pem.
+# shellcheck source=bench-certificate.sh
+source "$HERE/bench-certificate.sh"
+make_node_certificate "$WORK" cost-model
 
 # start_peer NAME PORT FRAMING [CERT]: the native peer node.
 start_peer() {

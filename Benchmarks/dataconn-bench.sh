@@ -23,7 +23,8 @@
 # DATACONN_BENCH_DATA_PRIORITY (see DataConnBenchmarks/main.swift) picks the data threads' priority.
 # Needs: iperf3, openssl, python3 (Debian: apt-get install iperf3 openssl python3).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/.."
 PLAIN_MIB=${1:-4096}
 TLS_MIB=${2:-2048}
 ROUNDS=${3:-5}
@@ -42,16 +43,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One CA and one node certificate (both nodes present it), PEM key + certificate + CA like Perl's `cert`.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/ca.key" \
-    -out "$WORK/ca.pem" -days 2 -subj /CN=dataconn-bench-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/node.key" \
-    -out "$WORK/node.csr" -subj /CN=dataconn-bench-node 2>/dev/null
-printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$WORK/node.ext"
-openssl x509 -req -in "$WORK/node.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -set_serial 4711 -days 2 \
-    -out "$WORK/node.pem" -extfile "$WORK/node.ext" 2>/dev/null
-cat "$WORK/node.key" "$WORK/node.pem" "$WORK/ca.pem" >"$WORK/cert.pem"
+# One CA and one node certificate (both nodes present it) in $WORK/cert.pem.
+# shellcheck source=bench-certificate.sh
+source "$HERE/bench-certificate.sh"
+make_node_certificate "$WORK" dataconn-bench
 
 PORT=$((20000 + $$ % 20000))
 PLACEMENT=${PLACEMENT:-free}

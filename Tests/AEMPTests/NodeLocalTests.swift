@@ -55,6 +55,27 @@ struct NodeLocalTests {
         await node.shutdown()
     }
 
+    /// The node remembers the port it delivered to last; alternating ports, a killed port and a
+    /// port made after it are all delivered to (or dropped) correctly.
+    @Test func deliveryAfterAlternatingAndKilledPorts() async throws {
+        let node = try await Self.makeNode()
+        let inbox = Inbox<[Value]>()
+        let first = node.port { _, message in inbox.put(["first"] + message) }
+        let second = node.port { _, message in inbox.put(["second"] + message) }
+        node.send(first, 1)
+        node.send(second, 2)
+        node.send(first, 3)
+        #expect(try await inbox.next(3) == [["first", 1], ["second", 2], ["first", 3]])
+        node.kill(first)
+        node.send(first, "lost")
+        let third = node.port { _, message in inbox.put(["third"] + message) }
+        node.send(third, 4)
+        node.send(first, "lost too")
+        node.send(second, 5)
+        #expect(try await inbox.next(2) == [["third", 4], ["second", 5]])
+        await node.shutdown()
+    }
+
     @Test func portWithoutCallbackIsKilledWithUnhandledMessage() async throws {
         let node = try await Self.makeNode()
         let reasons = Inbox<KillReason>()

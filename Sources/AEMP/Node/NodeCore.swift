@@ -61,6 +61,8 @@ final class NodeCore {
     /// The remote node found last by ``remote(_:)``: consecutive messages mostly go to the same
     /// node, and comparing one ID is cheaper than hashing it. Cleared when that entry leaves.
     @exclusivity(unchecked) var lastRemote: RemoteNode?
+    /// The port found last by ``port(named:)``, with its name. Cleared when that port is removed.
+    @exclusivity(unchecked) var lastPort: (name: String, port: LocalPort)?
     var nodeMonitors: [UInt64: @Sendable (NodeID, Bool, KillReason) -> Void] = [:]
     /// Named functions; shared with the facade so that registrations take effect at once.
     let functions: FunctionTable
@@ -159,13 +161,20 @@ final class NodeCore {
 
     func createPort(name: String, callback: PortCallback?) {
         guard !isShutDown else { return }
+        if lastPort?.name == name { lastPort = nil }
         ports[name] = LocalPort(callback: callback)
     }
 
     /// A live local port, adopting one created off the loop whose creation hop has not run yet (a
     /// message or `mon1` for it may arrive through another loop before that hop).
     func port(named name: String) -> LocalPort? {
-        if let port = ports[name] { return port }
+        // Consecutive messages mostly go to the same port: comparing its name (two words for a
+        // short one) is cheaper than hashing it.
+        if let last = lastPort, last.name == name { return last.port }
+        if let port = ports[name] {
+            lastPort = (name, port)
+            return port
+        }
         guard let pending = pendingPorts.take(name), !isShutDown else { return nil }
         let port = LocalPort(callback: pending)
         ports[name] = port
@@ -260,6 +269,7 @@ final class NodeCore {
     /// Kills a local port: removes it, then runs its monitors (local, then remote watchers).
     func kill(name: String, reason: KillReason) {
         guard self.port(named: name) != nil, let port = ports.removeValue(forKey: name) else { return }
+        if lastPort?.port === port { lastPort = nil }
         if port.monitors.isEmpty, port.remoteWatchers.isEmpty, !reason.isNormal {
             logger.info("unmonitored local port \(name) died with reason: \(reason)")
         }
@@ -407,6 +417,7 @@ extension NodeCore {
         for query in queries { query(.failure(.nodeShutDown)) }
         databaseMonitors.removeAll()
         ports.removeAll()
+        lastPort = nil
         nodeMonitors.removeAll()
         localQueue.removeAll()
         deferredMonitors.removeAll()
