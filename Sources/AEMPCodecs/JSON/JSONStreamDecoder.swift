@@ -208,6 +208,35 @@ private struct ScanState {
     var scratch: [UInt8] = []
     var maxTextSize = Int.max
 
+    /// The fast path of numbers: an integer of at most 18 digits whose end is inside `bytes` (the
+    /// byte after it cannot continue a number), as its value and end offset; `nil` for anything else,
+    /// which the general path (errors included) handles.
+    @inline(__always)
+    static func shortInteger(_ bytes: UnsafeRawBufferPointer, at start: Int, maxLength: Int) -> (Value, Int)? {
+        var j = start
+        let negative = bytes[j] == UInt8(ascii: "-")
+        if negative { j += 1 }
+        let first = j
+        var magnitude: Int64 = 0
+        while j < bytes.count, bytes[j] &- UInt8(ascii: "0") < 10 {
+            magnitude = magnitude &* 10 &+ Int64(bytes[j] &- UInt8(ascii: "0"))
+            j += 1
+        }
+        let digits = j - first
+        guard digits > 0, digits <= 18, j - start <= maxLength, j < bytes.count else { return nil }
+        if digits > 1, bytes[first] == UInt8(ascii: "0") { return nil }  // a leading zero: an error
+        let next = bytes[j]
+        if next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") { return nil }
+        return (.int(negative ? -magnitude : magnitude), j)
+    }
+
+    /// Empties `scratch`, keeping its storage. (Most calls find it empty already; `removeAll` would
+    /// still cost a generic `replaceSubrange`.)
+    @inline(__always)
+    mutating func clearScratch() {
+        if !scratch.isEmpty { scratch.removeAll(keepingCapacity: true) }
+    }
+
     mutating func reset() {
         position = 0
         textStart = nil
@@ -254,7 +283,7 @@ private struct ScanState {
                         guard let s = scratch.withUnsafeBytes({ validatedUTF8String($0) }) else {
                             return fail(.invalidUTF8, "malformed UTF-8 in JSON string")
                         }
-                        scratch.removeAll(keepingCapacity: true)
+                        clearScratch()
                         i += 1
                         if let done = finishString(s, isKey: isKey, end: i, options: options) { return done }
                     } else if c == UInt8(ascii: "\\") {
@@ -373,7 +402,7 @@ private struct ScanState {
                 i = j
                 if case .sign = s, j < count {
                     // `-inf` / `-nan`.
-                    scratch.removeAll(keepingCapacity: true)
+                    clearScratch()
                     mode = .literal(negative: true)
                     continue
                 }
@@ -391,7 +420,7 @@ private struct ScanState {
                         if entry.word.count == scratch.count {
                             var value = entry.value
                             if negative, case .float(let d) = value { value = .float(-d) }
-                            scratch.removeAll(keepingCapacity: true)
+                            clearScratch()
                             i += 1
                             if let done = emit(value, end: i) { return done }
                             break
@@ -436,11 +465,16 @@ private struct ScanState {
                     stack.append(container)
                     mode = isObject ? .key(allowClose: true) : .value(allowClose: true)
                 case UInt8(ascii: "\""):
-                    scratch.removeAll(keepingCapacity: true)
+                    clearScratch()
                     escape = .none
                     mode = .string(isKey: false)
                 case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    scratch.removeAll(keepingCapacity: true)
+                    if let (value, end) = Self.shortInteger(bytes, at: i, maxLength: options.maxNumberLength) {
+                        i = end
+                        if let done = emit(value, end: i) { return done }
+                        continue
+                    }
+                    clearScratch()
                     integral = true
                     mode = .number(.sign)
                     // Re-scan this byte in number mode (a leading digit moves on from `.sign`).
@@ -450,7 +484,7 @@ private struct ScanState {
                     if byte == UInt8(ascii: "i") && !options.allowNonFiniteNumbers {
                         return fail(.unexpectedCharacter, "unexpected \(printable(byte)) where a JSON value was expected")
                     }
-                    scratch.removeAll(keepingCapacity: true)
+                    clearScratch()
                     mode = .literal(negative: false)
                     continue
                 default:
@@ -461,7 +495,7 @@ private struct ScanState {
             case .key(let allowClose):
                 if isWhitespace(byte) { i += 1; continue }
                 if byte == UInt8(ascii: "\"") {
-                    scratch.removeAll(keepingCapacity: true)
+                    clearScratch()
                     escape = .none
                     mode = .string(isKey: true)
                     i += 1
@@ -584,7 +618,7 @@ private struct ScanState {
 
     private mutating func finishNumber(end: Int, options: JSONStreamDecoder.Options) -> Outcome? {
         let value = integral ? JSONNumbers.integer(scratch) : JSONNumbers.float(scratch)
-        scratch.removeAll(keepingCapacity: true)
+        clearScratch()
         return emit(value, end: end)
     }
 }

@@ -1,0 +1,53 @@
+import AEMPCodecs
+import NIOCore
+import Testing
+
+/// Short integers that end inside the bytes at hand take a fast path in the JSON decoder; fed one
+/// byte at a time, every number takes the general one. Both must agree, errors included.
+@Suite("JSON decoder: the short-integer fast path agrees with the general path")
+struct JSONNumberFastPathTests {
+    static let numbers = [
+        "0", "-0", "7", "-7", "42", "123456789012345678", "-123456789012345678", "999999999999999999",
+        "1234567890123456789", "-9223372036854775808", "9223372036854775807", "18446744073709551615",
+        "12.5", "-0.5", "1e3", "1E-2", "01", "-01", "00", "-", "-inf", "-nan", "1.", "1e", "2.5e+3",
+    ]
+
+    enum Result: Equatable {
+        case value(Value?)
+        case error(JSONError.Code)
+    }
+
+    static func decode(_ text: String, oneByteAtATime: Bool, options: JSONStreamDecoder.Options = .init()) -> Result {
+        var decoder = JSONStreamDecoder(options: options)
+        var buffer = ByteBuffer()
+        let bytes = Array("[\(text),1]".utf8)
+        do {
+            if oneByteAtATime {
+                for byte in bytes {
+                    buffer.writeInteger(byte)
+                    if let value = try decoder.next(from: &buffer) { return .value(value) }
+                }
+                return .value(nil)
+            }
+            buffer.writeBytes(bytes)
+            return .value(try decoder.next(from: &buffer))
+        } catch {
+            return .error(error.code)
+        }
+    }
+
+    @Test(arguments: numbers)
+    func sameResultWholeAndByteByByte(number: String) {
+        let whole = Self.decode(number, oneByteAtATime: false)
+        #expect(whole == Self.decode(number, oneByteAtATime: true))
+        if number == "42" { #expect(whole == .value([42, 1])) }
+        if number == "-0" { #expect(whole == .value([0, 1])) }
+    }
+
+    @Test func numberLengthLimitAppliesToShortIntegers() {
+        let options = JSONStreamDecoder.Options(maxNumberLength: 3)
+        #expect(Self.decode("123", oneByteAtATime: false, options: options) == .value([123, 1]))
+        #expect(Self.decode("1234", oneByteAtATime: false, options: options) == .error(.textTooLarge))
+        #expect(Self.decode("-123", oneByteAtATime: false, options: options) == .error(.textTooLarge))
+    }
+}
