@@ -61,3 +61,35 @@ struct UTF8ValidationTests {
         #expect(throws: JSONError.self) { try badDecoder.next(from: &badJSON) }
     }
 }
+
+/// The JSON writer's word-at-a-time test for strings that need no escape, against a byte-by-byte
+/// reference: every byte value at every position of strings up to 19 bytes, UTF-8 and Latin-1.
+@Suite("JSON writer: strings that need no escape")
+struct JSONEscapeScanTests {
+    static func reference(_ bytes: [UInt8], latin1: Bool) -> Bool {
+        !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || (latin1 && $0 >= 0x80) }
+    }
+
+    @Test(arguments: [false, true])
+    func everyByteAtEveryPosition(latin1: Bool) {
+        var mismatches = 0
+        for length in 1...19 {
+            for position in 0..<length {
+                for value in 0...255 {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = UInt8(value)
+                    let fast = bytes.withUnsafeBufferPointer { ByteBuffer.needsNoEscape($0, latin1: latin1) }
+                    if fast != Self.reference(bytes, latin1: latin1) { mismatches += 1 }
+                }
+            }
+        }
+        #expect(mismatches == 0)
+        #expect([UInt8]().withUnsafeBufferPointer { ByteBuffer.needsNoEscape($0, latin1: latin1) })
+    }
+
+    @Test func escapedOutputUnchanged() throws {
+        var buffer = ByteBuffer()
+        try buffer.writeJSON(.text("abcdefgh\"ijklmnop\\q\u{1}rstuvwxyzé"))
+        #expect(String(buffer: buffer) == #""abcdefgh\"ijklmnop\\q\u0001rstuvwxyzé""#)
+    }
+}
