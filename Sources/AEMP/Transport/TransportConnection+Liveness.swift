@@ -68,9 +68,11 @@ extension TransportConnection {
 
     private func scheduleLivenessTick() {
         guard let tick = liveness?.tick else { return }
+        // A strong capture: `stopLiveness` (on every way out, through `detach`) cancels the timer,
+        // which lets go of it. (A weak one would give the connection a side table, making each
+        // retain of it on the message path dearer.)
         liveness?.timer = handle.eventLoop.assumeIsolated().scheduleTask(in: tick.timeAmount) {
-            [weak self] in
-            self?.livenessTick()
+            self.livenessTick()
         }
     }
 
