@@ -7,7 +7,7 @@
 # dataconn-bench.sh).
 #
 #   Benchmarks/cost-model.sh [scale=1]        (from anywhere; scale multiplies every count)
-#   env: COST_MODEL_NO_BUILD=1 (skip the release build), COST_MODEL_PORT=47600,
+#   env: COST_MODEL_NO_BUILD=1 (skip the release build), COST_MODEL_PORT=29600,
 #        COST_MODEL_ONLY="roundtrip send" (a subset of the workloads)
 #
 # How: Benchmarks/CostModel runs the measured node under callgrind and its peer natively (see the
@@ -23,7 +23,7 @@ set -uo pipefail
 
 SCALE=${1:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
-PORT=${COST_MODEL_PORT:-47600}
+PORT=${COST_MODEL_PORT:-29600}  # below Linux's ephemeral range (32768-60999): no clash with sockets in TIME_WAIT
 ONLY=${COST_MODEL_ONLY:-"send receive roundtrip nio-roundtrip dataconn-send dataconn-receive"}
 WORK=$(mktemp -d /tmp/cost-model.XXXXXX)
 PIDS=()
