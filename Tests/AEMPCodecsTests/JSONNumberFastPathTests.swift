@@ -4,7 +4,7 @@ import Testing
 
 /// Short integers that end inside the bytes at hand take a fast path in the JSON decoder; fed one
 /// byte at a time, every number takes the general one. Both must agree, errors included.
-@Suite("JSON decoder: the short-integer fast path agrees with the general path")
+@Suite("JSON decoder: the fast paths (short integers, strings eight bytes at a time) agree with the general path")
 struct JSONNumberFastPathTests {
     static let numbers = [
         "0", "-0", "7", "-7", "42", "123456789012345678", "-123456789012345678", "999999999999999999",
@@ -49,5 +49,20 @@ struct JSONNumberFastPathTests {
         #expect(Self.decode("123", oneByteAtATime: false, options: options) == .value([123, 1]))
         #expect(Self.decode("1234", oneByteAtATime: false, options: options) == .error(.textTooLarge))
         #expect(Self.decode("-123", oneByteAtATime: false, options: options) == .error(.textTooLarge))
+    }
+
+    /// Strings of every length up to 19 with an escape, a quote escape, a raw control byte (an
+    /// error) or a non-ASCII letter at every position: the same result whole and byte by byte.
+    @Test(arguments: [#"\n"#, #"\""#, "\u{01}", "é", #"\u00e9"#])
+    func stringsWithSpecialsAtEveryPosition(special: String) {
+        for length in 0...19 {
+            for position in 0...length {
+                var text = String(repeating: "a", count: length)
+                text.insert(contentsOf: special, at: text.index(text.startIndex, offsetBy: position))
+                let json = "\"" + text + "\""
+                let whole = Self.decode(json, oneByteAtATime: false)
+                #expect(whole == Self.decode(json, oneByteAtATime: true), "\(json)")
+            }
+        }
     }
 }

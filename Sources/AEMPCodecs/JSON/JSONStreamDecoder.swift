@@ -260,6 +260,10 @@ private struct ScanState {
             case .string(let isKey):
                 if case .none = escape {
                     var j = i
+                    // Eight bytes at a time up to the word holding the end (or an escape).
+                    while j + 8 <= count, !jsonWordNeedsEscape(bytes.loadUnaligned(fromByteOffset: j, as: UInt64.self)) {
+                        j += 8
+                    }
                     while j < count {
                         let c = bytes[j]
                         if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }

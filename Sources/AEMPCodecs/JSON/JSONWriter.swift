@@ -180,22 +180,14 @@ extension ByteBuffer {
     }
 
     /// Whether `input` has no byte that JSON requires escaped: no control character, `"` or `\`,
-    /// nor (for Latin-1 input) a byte from 0x80. Eight bytes at a time, with the word tests of
-    /// "Bit Twiddling Hacks" (a byte below n; a zero byte after XOR with the byte looked for).
+    /// nor (for Latin-1 input) a byte from 0x80. Eight bytes at a time (``jsonWordNeedsEscape(_:)``).
     @inline(__always)
     static func needsNoEscape(_ input: UnsafeBufferPointer<UInt8>, latin1: Bool) -> Bool {
         let raw = UnsafeRawBufferPointer(input)
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         var index = 0
         while index + 8 <= raw.count {
             let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            let quotes = word ^ 0x2222_2222_2222_2222
-            let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
-            let control = (word &- 0x20 &* ones) & ~word
-            let quote = (quotes &- ones) & ~quotes
-            let backslash = (backslashes &- ones) & ~backslashes
-            if (control | quote | backslash | (latin1 ? word : 0)) & highs != 0 { return false }
+            if jsonWordNeedsEscape(word) || (latin1 && word & 0x8080_8080_8080_8080 != 0) { return false }
             index += 8
         }
         while index < raw.count {
@@ -365,4 +357,18 @@ enum JSONBigDecimal {
             }
         }
     }
+}
+
+/// Whether any of the eight bytes of `word` is a control character, `"` or `\`: the bytes JSON
+/// strings must escape. The word tests of "Bit Twiddling Hacks": a byte below 0x20, and a zero
+/// byte after XOR with the byte looked for (both exact as tests for "any byte").
+@inline(__always)
+func jsonWordNeedsEscape(_ word: UInt64) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let quotes = word ^ 0x2222_2222_2222_2222
+    let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+    let control = (word &- 0x20 &* ones) & ~word
+    let quote = (quotes &- ones) & ~quotes
+    let backslash = (backslashes &- ones) & ~backslashes
+    return (control | quote | backslash) & 0x8080_8080_8080_8080 != 0
 }
