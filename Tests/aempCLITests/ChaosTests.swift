@@ -344,6 +344,9 @@ struct ChaosTests {
             let up = await nodes[0].waitUntil(timeout: .seconds(30)) { Self.count($0, "node host2 is up") >= trial + 1 }
             #expect(up, "\(nodes[0].transcript)")
             heals.append(ContinuousClock.now - healed)
+            // The other side too (its log line can trail host1's by a moment).
+            let upThere = await nodes[1].waitUntil(timeout: .seconds(30)) { Self.count($0, "node host1 is up") >= trial + 1 }
+            #expect(upThere, "\(nodes[1].transcript)")
         }
         print(Self.summary("partition detection, each side counted (liveness_timeout \(Self.liveness) s)", times))
         print(Self.summary("partition healed to node up", heals))
