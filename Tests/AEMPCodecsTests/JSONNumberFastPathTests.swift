@@ -65,4 +65,54 @@ struct JSONNumberFastPathTests {
             }
         }
     }
+
+    /// Whole messages: flat arrays take a one-pass path; anything it does not handle (nesting,
+    /// escapes, floats, bad literals, trailing commas, truncation) falls back to the scanner. Both
+    /// must agree for every one of these texts, whole and fed byte by byte.
+    static let arrays = [
+        "[]", "[ ]", " \n[\"port\",1,\"payload of thirty-two bytes 0123\"]", "[true,false,null]",
+        "[ \"a\" , -12 ,\ttrue\r\n]", "[1,]", "[,1]", "[1 2]", "[truex]", "[tru]", "[nul]", "[fals]",
+        "[\"a\\nb\"]", "[\"é\",\"\u{01}\"]", "[1.5]", "[1e2]", "[01]", "[[1]]", "[{\"a\":1}]", "[\"x\"",
+        "[1", "[-]", "[-inf]", "[nan]", "[\"abcdefghijklmnopqrstuvwxyz\"]", "[123456789012345678901]",
+    ]
+
+    @Test(arguments: arrays)
+    func wholeArraysAgreeWithTheScanner(text: String) {
+        func decode(_ bytes: [UInt8], oneByteAtATime: Bool) -> Result {
+            var decoder = JSONStreamDecoder()
+            var buffer = ByteBuffer()
+            do throws(JSONError) {
+                if oneByteAtATime {
+                    for byte in bytes {
+                        buffer.writeInteger(byte)
+                        if let value = try decoder.next(from: &buffer) { return .value(value) }
+                    }
+                    return .value(try decoder.finish(from: &buffer))
+                }
+                buffer.writeBytes(bytes)
+                if let value = try decoder.next(from: &buffer) { return .value(value) }
+                return .value(try decoder.finish(from: &buffer))
+            } catch {
+                return .error(error.code)
+            }
+        }
+        let bytes = Array(text.utf8)
+        #expect(decode(bytes, oneByteAtATime: false) == decode(bytes, oneByteAtATime: true), "\(text)")
+    }
+
+    @Test func aFlatArrayDecodesAndTheNextTextFollows() throws {
+        var decoder = JSONStreamDecoder()
+        var buffer = ByteBuffer(string: "[\"p\",1,true]\n[\"q\",2]\n[\"r\"")
+        #expect(try decoder.next(from: &buffer) == ["p", 1, true])
+        #expect(try decoder.next(from: &buffer) == ["q", 2])
+        #expect(try decoder.next(from: &buffer) == nil)
+        buffer.writeString("]")
+        #expect(try decoder.next(from: &buffer) == ["r"])
+    }
+
+    @Test func aFlatArrayOverTheTextLimitIsStillAnError() {
+        var decoder = JSONStreamDecoder(options: JSONStreamDecoder.Options(maxTextSize: 8))
+        var buffer = ByteBuffer(string: "[1,2,3,4,5]")
+        #expect(throws: JSONError.self) { try decoder.next(from: &buffer) }
+    }
 }

@@ -109,12 +109,91 @@ public struct JSONStreamDecoder: NIOSingleStepByteToMessageDecoder {
         seenEOF ? try finish(from: &buffer) : try next(from: &buffer)
     }
 
+    /// The fast path of whole messages: a complete array, all in `bytes`, of strings without escapes,
+    /// short integers, `true`, `false` and `null` — what AEMP messages mostly are — decoded in one
+    /// pass, as its value and the offset after it. `nil` for anything else (partial input, nesting,
+    /// escapes, floats, errors, limits), which the streaming scanner then decodes from the start:
+    /// the fast path never changes a result, only how fast a common one is reached.
+    static func flatArray(_ bytes: UnsafeRawBufferPointer, options: Options) -> (Value, Int)? {
+        let count = bytes.count
+        var i = 0
+        @inline(__always) func skipWhitespace() {
+            while i < count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        }
+        skipWhitespace()
+        let start = i
+        guard options.maxDepth >= 1, i < count, bytes[i] == UInt8(ascii: "[") else { return nil }
+        i += 1
+        var elements: [Value] = []
+        elements.reserveCapacity(4)
+        skipWhitespace()
+        if i < count, bytes[i] == UInt8(ascii: "]") {
+            i += 1
+        } else {
+            while true {
+                guard i < count else { return nil }
+                switch bytes[i] {
+                case UInt8(ascii: "\""):
+                    var j = i + 1
+                    while j + 8 <= count, !jsonWordNeedsEscape(bytes.loadUnaligned(fromByteOffset: j, as: UInt64.self)) { j += 8 }
+                    while j < count, bytes[j] >= 0x20, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
+                    guard j < count, bytes[j] == UInt8(ascii: "\""),
+                        let text = validatedUTF8String(UnsafeRawBufferPointer(rebasing: bytes[(i + 1)..<j]))
+                    else { return nil }
+                    elements.append(.text(text))
+                    i = j + 1
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    guard let (value, end) = ScanState.shortInteger(bytes, at: i, maxLength: options.maxNumberLength) else { return nil }
+                    elements.append(value)
+                    i = end
+                case UInt8(ascii: "t"):
+                    guard i + 4 <= count, bytes[i + 1] == UInt8(ascii: "r"), bytes[i + 2] == UInt8(ascii: "u"),
+                        bytes[i + 3] == UInt8(ascii: "e")
+                    else { return nil }
+                    elements.append(.bool(true))
+                    i += 4
+                case UInt8(ascii: "f"):
+                    guard i + 5 <= count, bytes[i + 1] == UInt8(ascii: "a"), bytes[i + 2] == UInt8(ascii: "l"),
+                        bytes[i + 3] == UInt8(ascii: "s"), bytes[i + 4] == UInt8(ascii: "e")
+                    else { return nil }
+                    elements.append(.bool(false))
+                    i += 5
+                case UInt8(ascii: "n"):
+                    guard i + 4 <= count, bytes[i + 1] == UInt8(ascii: "u"), bytes[i + 2] == UInt8(ascii: "l"),
+                        bytes[i + 3] == UInt8(ascii: "l")
+                    else { return nil }
+                    elements.append(.null)
+                    i += 4
+                default:
+                    return nil
+                }
+                skipWhitespace()
+                guard i < count else { return nil }
+                if bytes[i] == UInt8(ascii: "]") {
+                    i += 1
+                    break
+                }
+                guard bytes[i] == UInt8(ascii: ",") else { return nil }
+                i += 1
+                skipWhitespace()
+            }
+        }
+        guard i - start <= options.maxTextSize else { return nil }
+        return (.array(elements), i)
+    }
+
     private mutating func step(_ buffer: inout ByteBuffer, endOfInput: Bool) throws(JSONError) -> Value? {
         if state.position > buffer.readableBytes {
             // The caller did not keep the bytes we scanned; start over.
             state = ScanState()
         }
         let options = self.options
+        if state.position == 0, state.textStart == nil,
+            let (value, end) = buffer.withUnsafeReadableBytes({ Self.flatArray($0, options: options) })
+        {
+            buffer.moveReaderIndex(forwardBy: end)
+            return value
+        }
         let outcome = buffer.withUnsafeReadableBytes { bytes in
             state.scan(bytes, options: options, endOfInput: endOfInput)
         }
