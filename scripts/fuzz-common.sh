@@ -99,10 +99,12 @@ fuzz_dependencies() {
     done
 }
 
-# The swiftc invocation shared by modules and binaries; the language settings of Package.swift.
+# The swiftc invocation shared by modules and binaries; the language settings of Package.swift, and
+# a package name as SwiftPM gives one (the modules share `package` declarations).
 _fuzz_swiftc() {
     swiftc -sanitize=fuzzer,address -parse-as-library "${FUZZ_OPT:--O}" -assert-config Debug -g \
         -swift-version 6 -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility \
+        -package-name swift_aemp \
         -I "$FUZZ_MODULES" "${FUZZ_CFLAGS[@]}" "$@"
 }
 
