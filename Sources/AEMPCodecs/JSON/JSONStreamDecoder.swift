@@ -118,7 +118,7 @@ public struct JSONStreamDecoder: NIOSingleStepByteToMessageDecoder {
         let count = bytes.count
         var i = 0
         @inline(__always) func skipWhitespace() {
-            while i < count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+            while i < count, isJSONWhitespace(bytes[i]) { i += 1 }
         }
         skipWhitespace()
         let start = i
@@ -134,9 +134,7 @@ public struct JSONStreamDecoder: NIOSingleStepByteToMessageDecoder {
                 guard i < count else { return nil }
                 switch bytes[i] {
                 case UInt8(ascii: "\""):
-                    var j = i + 1
-                    while j + 8 <= count, !jsonWordNeedsEscape(bytes.loadUnaligned(fromByteOffset: j, as: UInt64.self)) { j += 8 }
-                    while j < count, bytes[j] >= 0x20, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
+                    let j = jsonPlainRunEnd(bytes, from: i + 1)
                     guard j < count, bytes[j] == UInt8(ascii: "\""),
                         let text = validatedUTF8String(UnsafeRawBufferPointer(rebasing: bytes[(i + 1)..<j]))
                     else { return nil }
@@ -146,24 +144,12 @@ public struct JSONStreamDecoder: NIOSingleStepByteToMessageDecoder {
                     guard let (value, end) = ScanState.shortInteger(bytes, at: i, maxLength: options.maxNumberLength) else { return nil }
                     elements.append(value)
                     i = end
-                case UInt8(ascii: "t"):
-                    guard i + 4 <= count, bytes[i + 1] == UInt8(ascii: "r"), bytes[i + 2] == UInt8(ascii: "u"),
-                        bytes[i + 3] == UInt8(ascii: "e")
+                case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+                    // true, false, null (the scanner's table; `nan` is not for this path).
+                    guard let entry = literalWords.first(where: { !$0.nonFinite && bytes[i...].starts(with: $0.word) })
                     else { return nil }
-                    elements.append(.bool(true))
-                    i += 4
-                case UInt8(ascii: "f"):
-                    guard i + 5 <= count, bytes[i + 1] == UInt8(ascii: "a"), bytes[i + 2] == UInt8(ascii: "l"),
-                        bytes[i + 3] == UInt8(ascii: "s"), bytes[i + 4] == UInt8(ascii: "e")
-                    else { return nil }
-                    elements.append(.bool(false))
-                    i += 5
-                case UInt8(ascii: "n"):
-                    guard i + 4 <= count, bytes[i + 1] == UInt8(ascii: "u"), bytes[i + 2] == UInt8(ascii: "l"),
-                        bytes[i + 3] == UInt8(ascii: "l")
-                    else { return nil }
-                    elements.append(.null)
-                    i += 4
+                    elements.append(entry.value)
+                    i += entry.word.count
                 default:
                     return nil
                 }
@@ -267,6 +253,26 @@ private enum Outcome {
     case failure(JSONError)
 }
 
+/// Whether `byte` is JSON whitespace (space, tab, line feed, carriage return).
+@inline(__always)
+private func isJSONWhitespace(_ byte: UInt8) -> Bool {
+    byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+}
+
+/// The offset of the first byte from `start` on that ends a string's plain run — `"`, `\\` or a
+/// control character — or the end of `bytes`. Eight bytes at a time (``jsonWordNeedsEscape(_:)``).
+@inline(__always)
+private func jsonPlainRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+    var j = start
+    while j + 8 <= bytes.count, !jsonWordNeedsEscape(bytes.loadUnaligned(fromByteOffset: j, as: UInt64.self)) { j += 8 }
+    while j < bytes.count {
+        let c = bytes[j]
+        if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+        j += 1
+    }
+    return j
+}
+
 private let literalWords: [(word: [UInt8], value: Value, nonFinite: Bool)] = [
     (Array("true".utf8), .bool(true), false),
     (Array("false".utf8), .bool(false), false),
@@ -338,16 +344,7 @@ private struct ScanState {
             switch mode {
             case .string(let isKey):
                 if case .none = escape {
-                    var j = i
-                    // Eight bytes at a time up to the word holding the end (or an escape).
-                    while j + 8 <= count, !jsonWordNeedsEscape(bytes.loadUnaligned(fromByteOffset: j, as: UInt64.self)) {
-                        j += 8
-                    }
-                    while j < count {
-                        let c = bytes[j]
-                        if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
-                        j += 1
-                    }
+                    let j = jsonPlainRunEnd(bytes, from: i)
                     if j < count && bytes[j] == UInt8(ascii: "\"") && scratch.isEmpty {
                         // Fast path: the whole string is in this chunk without escapes.
                         guard let s = validatedUTF8String(UnsafeRawBufferPointer(rebasing: bytes[i..<j])) else {
@@ -518,7 +515,7 @@ private struct ScanState {
                 }
 
             case .value(let allowClose):
-                if isWhitespace(byte) {
+                if isJSONWhitespace(byte) {
                     i += 1
                     if textStart == nil { position = i }
                     continue
@@ -576,7 +573,7 @@ private struct ScanState {
                 i += 1
 
             case .key(let allowClose):
-                if isWhitespace(byte) { i += 1; continue }
+                if isJSONWhitespace(byte) { i += 1; continue }
                 if byte == UInt8(ascii: "\"") {
                     clearScratch()
                     escape = .none
@@ -590,7 +587,7 @@ private struct ScanState {
                 }
 
             case .colon:
-                if isWhitespace(byte) { i += 1; continue }
+                if isJSONWhitespace(byte) { i += 1; continue }
                 guard byte == UInt8(ascii: ":") else {
                     return fail(.unexpectedCharacter, "expected ':' after an object key, found \(printable(byte))")
                 }
@@ -598,7 +595,7 @@ private struct ScanState {
                 i += 1
 
             case .commaOrClose:
-                if isWhitespace(byte) { i += 1; continue }
+                if isJSONWhitespace(byte) { i += 1; continue }
                 let isObject = stack[stack.count - 1].isObject
                 if byte == UInt8(ascii: ",") {
                     mode = isObject ? .key(allowClose: false) : .value(allowClose: false)
@@ -628,9 +625,6 @@ private struct ScanState {
         return .needMore
     }
 
-    private func isWhitespace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
-    }
 
     private func hexValue(_ byte: UInt8) -> UInt32? {
         switch byte {

@@ -173,7 +173,7 @@ extension ByteBuffer {
             let asText: Bool
             switch options.byteStrings {
             case .latin1: asText = false
-            case .utf8OrLatin1: asText = utf8.allSatisfy({ $0 < 0x80 }) || String(validating: utf8, as: UTF8.self) != nil
+            case .utf8OrLatin1: asText = validatedUTF8String(raw) != nil
             }
             writeJSONStringBody(utf8, latin1: !asText)
         }
