@@ -17,20 +17,26 @@ struct JSONNumberFastPathTests {
         case error(JSONError.Code)
     }
 
+    /// `text` as an element of `[text,1]` (see ``decodeText(_:oneByteAtATime:options:)``).
     static func decode(_ text: String, oneByteAtATime: Bool, options: JSONStreamDecoder.Options = .init()) -> Result {
+        decodeText(Array("[\(text),1]".utf8), oneByteAtATime: oneByteAtATime, options: options)
+    }
+
+    /// Decodes one text, whole or fed one byte at a time, then as the end of the stream.
+    static func decodeText(_ bytes: [UInt8], oneByteAtATime: Bool, options: JSONStreamDecoder.Options = .init()) -> Result {
         var decoder = JSONStreamDecoder(options: options)
         var buffer = ByteBuffer()
-        let bytes = Array("[\(text),1]".utf8)
-        do {
+        do throws(JSONError) {
             if oneByteAtATime {
                 for byte in bytes {
                     buffer.writeInteger(byte)
                     if let value = try decoder.next(from: &buffer) { return .value(value) }
                 }
-                return .value(nil)
+            } else {
+                buffer.writeBytes(bytes)
+                if let value = try decoder.next(from: &buffer) { return .value(value) }
             }
-            buffer.writeBytes(bytes)
-            return .value(try decoder.next(from: &buffer))
+            return .value(try decoder.finish(from: &buffer))
         } catch {
             return .error(error.code)
         }
@@ -78,26 +84,8 @@ struct JSONNumberFastPathTests {
 
     @Test(arguments: arrays)
     func wholeArraysAgreeWithTheScanner(text: String) {
-        func decode(_ bytes: [UInt8], oneByteAtATime: Bool) -> Result {
-            var decoder = JSONStreamDecoder()
-            var buffer = ByteBuffer()
-            do throws(JSONError) {
-                if oneByteAtATime {
-                    for byte in bytes {
-                        buffer.writeInteger(byte)
-                        if let value = try decoder.next(from: &buffer) { return .value(value) }
-                    }
-                    return .value(try decoder.finish(from: &buffer))
-                }
-                buffer.writeBytes(bytes)
-                if let value = try decoder.next(from: &buffer) { return .value(value) }
-                return .value(try decoder.finish(from: &buffer))
-            } catch {
-                return .error(error.code)
-            }
-        }
         let bytes = Array(text.utf8)
-        #expect(decode(bytes, oneByteAtATime: false) == decode(bytes, oneByteAtATime: true), "\(text)")
+        #expect(Self.decodeText(bytes, oneByteAtATime: false) == Self.decodeText(bytes, oneByteAtATime: true), "\(text)")
     }
 
     @Test func aFlatArrayDecodesAndTheNextTextFollows() throws {
